@@ -1,0 +1,175 @@
+"""The prompt file: loading and validating ``prompts.yaml``.
+
+Schema (seed 000's, plus optional chat turns, a system prompt and a weight)::
+
+    prompts:
+      - name: "Simple question"          # required, unique
+        text: "What is the capital of France?"   # required unless `messages` is given
+        token_limit: 100                 # optional positive integer: output cap for this prompt
+        system: "You are terse."         # optional system prompt
+        messages:                        # optional earlier chat turns, sent before `text`
+          - {role: user, content: "Hi"}
+          - {role: assistant, content: "Hello!"}
+        weight: 2                        # optional positive number: relative frequency under load (default 1)
+
+Every problem is reported as a :class:`PromptFileError` whose message is one line naming the file, the prompt and
+the fix; the profile prints it and exits with code 2 before any user starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROMPT_KEYS = {"name", "text", "token_limit", "system", "messages", "weight"}
+ROLES = {"system", "user", "assistant"}
+
+
+class PromptFileError(ValueError):
+    """A prompt file that cannot be used; ``str()`` is one line with the file, the prompt and the fix."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    name: str
+    text: str = ""
+    token_limit: int | None = None
+    system: str | None = None
+    messages: tuple[dict[str, str], ...] = field(default_factory=tuple)
+    weight: float = 1.0
+
+    def chat_messages(self) -> list[dict[str, str]]:
+        """The chat turns to send: system prompt, earlier turns, then ``text`` as the last user turn."""
+        out: list[dict[str, str]] = []
+        if self.system:
+            out.append({"role": "system", "content": self.system})
+        out.extend(dict(m) for m in self.messages)
+        if self.text:
+            out.append({"role": "user", "content": self.text})
+        return out
+
+    def flat_text(self, include_system: bool = True) -> str:
+        """The prompt as one string, for completion-style APIs."""
+        parts = [self.system] if include_system and self.system else []
+        parts += [m["content"] for m in self.messages]
+        if self.text:
+            parts.append(self.text)
+        return "\n\n".join(parts)
+
+
+def _fail(path: Path, where: str, problem: str, fix: str) -> PromptFileError:
+    return PromptFileError(f"{path}: {where}: {problem}; {fix}")
+
+
+def load_prompts(path: str | Path) -> list[Prompt]:
+    """Read and validate a prompt file; raise :class:`PromptFileError` on the first problem found."""
+    path = Path(path)
+    if not path.is_file():
+        raise PromptFileError(
+            f"{path}: prompt file not found; pass --prompt-file PATH (or LLM_PROMPT_FILE) naming an existing YAML file"
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise _fail(path, where, f"YAML syntax error ({problem})", "fix the YAML at that place") from None
+    except UnicodeDecodeError:
+        raise _fail(path, "file", "not UTF-8 text", "save the file as UTF-8") from None
+
+    if not isinstance(data, dict) or "prompts" not in data:
+        raise _fail(path, "top level", "no 'prompts:' list", "start the file with 'prompts:' and a list of prompts")
+    extra = set(data) - {"prompts"}
+    if extra:
+        raise _fail(path, "top level", f"unknown key(s) {sorted(extra)}", "only 'prompts' is allowed at the top level")
+    items = data["prompts"]
+    if not isinstance(items, list) or not items:
+        raise _fail(
+            path, "prompts", "the list is empty or not a list", "add at least one '- name: ... text: ...' entry"
+        )
+
+    prompts: list[Prompt] = []
+    seen: set[str] = set()
+    for i, item in enumerate(items, 1):
+        where = f"prompt #{i}"
+        if not isinstance(item, dict):
+            raise _fail(path, where, "is not a mapping", "write each prompt as '- name: ...' with 'text: ...'")
+        name = item.get("name")
+        if isinstance(name, str) and name.strip():
+            where = f"prompt {name!r}"
+        unknown = set(item) - PROMPT_KEYS
+        if unknown:
+            raise _fail(
+                path, where, f"unknown key(s) {sorted(unknown)}", f"allowed keys are {', '.join(sorted(PROMPT_KEYS))}"
+            )
+        if not isinstance(name, str) or not name.strip():
+            raise _fail(path, where, "missing 'name'", "give every prompt a non-empty name")
+        name = name.strip()
+        if name in seen:
+            raise _fail(path, where, "duplicate name", "prompt names must be unique: rename one of them")
+        seen.add(name)
+        text = item.get("text")
+        messages = _messages(path, where, item.get("messages"))
+        if text is None and not messages:
+            raise _fail(path, where, "missing 'text'", "add 'text: ...' with the prompt to send")
+        if text is not None and (not isinstance(text, str) or not text.strip()):
+            raise _fail(path, where, "'text' is empty or not a string", "put the prompt text in 'text: ...'")
+        system = item.get("system")
+        if system is not None and not isinstance(system, str):
+            raise _fail(path, where, "'system' is not a string", "write the system prompt as text")
+        prompts.append(
+            Prompt(
+                name=name,
+                text=text or "",
+                token_limit=_token_limit(path, where, item.get("token_limit")),
+                system=system,
+                messages=messages,
+                weight=_weight(path, where, item.get("weight")),
+            )
+        )
+    return prompts
+
+
+def _token_limit(path: Path, where: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise _fail(
+            path, where, f"token_limit must be a positive integer (got {value!r})", "use e.g. 'token_limit: 256'"
+        )
+    return value
+
+
+def _weight(path: Path, where: str, value: Any) -> float:
+    if value is None:
+        return 1.0
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise _fail(path, where, f"weight must be a positive number (got {value!r})", "use e.g. 'weight: 2'")
+    return float(value)
+
+
+def _messages(path: Path, where: str, value: Any) -> tuple[dict[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _fail(path, where, "'messages' is not a list", "write '- {role: user, content: ...}' entries")
+    out = []
+    for j, m in enumerate(value, 1):
+        if (
+            not isinstance(m, dict)
+            or set(m) != {"role", "content"}
+            or m["role"] not in ROLES
+            or not isinstance(m["content"], str)
+        ):
+            raise _fail(
+                path,
+                where,
+                f"messages[{j}] is not a {{role, content}} turn",
+                f"write '- {{role: user, content: ...}}' with role one of {', '.join(sorted(ROLES))}",
+            )
+        out.append({"role": m["role"], "content": m["content"]})
+    return tuple(out)

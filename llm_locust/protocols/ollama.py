@@ -1,0 +1,78 @@
+"""Ollama's native API: ``/api/chat`` and ``/api/generate``, streamed as NDJSON.
+
+Each line is one JSON object; the last has ``"done": true`` and the usage (``prompt_eval_count``,
+``eval_count``). Thinking models stream reasoning in ``message.thinking`` (chat) or ``thinking`` (generate).
+Errors, before or during the stream, are ``{"error": "..."}``. The output cap is ``options.num_predict``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..prompts import Prompt
+from .base import Delta, Protocol, Usage, loads
+
+
+def _final(obj: dict[str, Any]) -> Usage:
+    return Usage(input_tokens=obj.get("prompt_eval_count"), output_tokens=obj.get("eval_count"))
+
+
+class OllamaChat(Protocol):
+    name = "ollama-chat"
+    framing = "ndjson"
+    path = "/api/chat"
+    key_env = "OLLAMA_API_KEY"
+    summary = "Ollama native chat (NDJSON)"
+
+    def body(self, prompt: Prompt, max_tokens: int | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "messages": prompt.chat_messages(), "stream": True}
+        if max_tokens:
+            body["options"] = {"num_predict": max_tokens}
+        return body
+
+    def parse(self, event: str, data: bytes) -> Delta:
+        obj = loads(data)
+        if not isinstance(obj, dict):
+            return Delta()
+        if obj.get("error"):
+            return Delta(error=str(obj["error"]))
+        msg = obj.get("message") or {}
+        done = bool(obj.get("done"))
+        return Delta(
+            msg.get("content") or "",
+            msg.get("thinking") or "",
+            _final(obj) if done else None,
+            done,
+            None,
+            obj.get("done_reason"),
+        )
+
+
+class OllamaGenerate(OllamaChat):
+    name = "ollama-generate"
+    path = "/api/generate"
+    summary = "Ollama native generate (NDJSON)"
+
+    def body(self, prompt: Prompt, max_tokens: int | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "prompt": prompt.flat_text(include_system=False), "stream": True}
+        if prompt.system:
+            body["system"] = prompt.system
+        if max_tokens:
+            body["options"] = {"num_predict": max_tokens}
+        return body
+
+    def parse(self, event: str, data: bytes) -> Delta:
+        obj = loads(data)
+        if not isinstance(obj, dict):
+            return Delta()
+        if obj.get("error"):
+            return Delta(error=str(obj["error"]))
+        done = bool(obj.get("done"))
+        return Delta(
+            obj.get("response") or "",
+            obj.get("thinking") or "",
+            _final(obj) if done else None,
+            done,
+            None,
+            obj.get("done_reason"),
+        )

@@ -1,0 +1,139 @@
+"""OpenAI chat completions and legacy completions, as spoken by OpenAI and every OpenAI-compatible server.
+
+Covers OpenAI, vLLM, SGLang, llama.cpp, Ollama's ``/v1``, Mistral and DeepSeek. Streams are SSE ending with
+``data: [DONE]``; usage is asked for with ``stream_options.include_usage`` and arrives in a trailing chunk with
+``choices: []`` (or, with ``continuous_usage_stats``, cumulatively on every chunk). Reasoning text may arrive as
+``delta.reasoning_content`` (DeepSeek, SGLang, llama.cpp), ``delta.reasoning`` (vLLM, Ollama) or, on Mistral, as
+``thinking`` items of a content list.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..prompts import Prompt
+from .base import DONE, Delta, Protocol, Usage, loads
+
+
+def _usage(u: dict[str, Any]) -> Usage:
+    details = u.get("completion_tokens_details") or {}
+    prompt_details = u.get("prompt_tokens_details") or {}
+    return Usage(
+        input_tokens=u.get("prompt_tokens"),
+        output_tokens=u.get("completion_tokens"),
+        reasoning_tokens=details.get("reasoning_tokens"),
+        cached_tokens=prompt_details.get("cached_tokens", u.get("prompt_cache_hit_tokens")),
+    )
+
+
+def _content(value: Any) -> tuple[str, str]:
+    """(text, reasoning) of a delta's ``content``: a string, or Mistral's list of typed chunks."""
+    if not value:
+        return "", ""
+    if isinstance(value, str):
+        return value, ""
+    text, reasoning = [], []
+    for item in value:
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == "thinking":
+            for part in item.get("thinking") or ():
+                reasoning.append(part.get("text", "") if isinstance(part, dict) else str(part))
+        else:
+            text.append(item.get("text") or "")
+    return "".join(text), "".join(reasoning)
+
+
+def _error(obj: dict[str, Any]) -> str | None:
+    err = obj.get("error")
+    if err:
+        return err.get("message") or str(err) if isinstance(err, dict) else str(err)
+    if obj.get("object") == "error":  # SGLang / Mistral flat shape
+        return obj.get("message") or "error"
+    return None
+
+
+class OpenAIChat(Protocol):
+    name = "openai-chat"
+    path = "/v1/chat/completions"
+    key_env = "OPENAI_API_KEY"
+    summary = "OpenAI chat completions (OpenAI, vLLM, SGLang, llama.cpp, Ollama /v1, Mistral, DeepSeek)"
+
+    def _stream_options(self) -> dict[str, Any]:
+        opts: dict[str, Any] = {"include_usage": True}
+        if self.continuous_usage:
+            opts["continuous_usage_stats"] = True
+        return opts
+
+    def _limit_field(self) -> str:
+        # OpenAI's reasoning models reject the deprecated max_tokens; most compatible servers know only max_tokens
+        return "max_completion_tokens" if urlsplit(self.host).hostname == "api.openai.com" else "max_tokens"
+
+    def body(self, prompt: Prompt, max_tokens: int | None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": prompt.chat_messages(),
+            "stream": True,
+            "stream_options": self._stream_options(),
+        }
+        if max_tokens:
+            body[self._limit_field()] = max_tokens
+        return body
+
+    def parse(self, event: str, data: bytes) -> Delta:
+        if data == b"[DONE]":
+            return DONE
+        obj = loads(data)
+        if not isinstance(obj, dict):
+            return Delta()
+        err = _error(obj)
+        if err:
+            return Delta(error=err)
+        u = obj.get("usage")
+        usage = _usage(u) if u else None
+        choices = obj.get("choices")
+        if not choices:
+            return Delta(usage=usage)
+        choice = choices[0]
+        delta = choice.get("delta") or {}
+        text, reasoning = _content(delta.get("content"))
+        reasoning = reasoning or delta.get("reasoning_content") or delta.get("reasoning") or ""
+        return Delta(text, reasoning, usage, False, None, choice.get("finish_reason"))
+
+
+class OpenAICompletions(OpenAIChat):
+    name = "openai-completions"
+    path = "/v1/completions"
+    summary = "OpenAI legacy completions (vLLM, SGLang, llama.cpp, Ollama /v1 ...)"
+
+    def _limit_field(self) -> str:
+        return "max_tokens"
+
+    def body(self, prompt: Prompt, max_tokens: int | None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "prompt": prompt.flat_text(),
+            "stream": True,
+            "stream_options": self._stream_options(),
+        }
+        if max_tokens:
+            body["max_tokens"] = max_tokens
+        return body
+
+    def parse(self, event: str, data: bytes) -> Delta:
+        if data == b"[DONE]":
+            return DONE
+        obj = loads(data)
+        if not isinstance(obj, dict):
+            return Delta()
+        err = _error(obj)
+        if err:
+            return Delta(error=err)
+        u = obj.get("usage")
+        usage = _usage(u) if u else None
+        choices = obj.get("choices")
+        if not choices:
+            return Delta(usage=usage)
+        choice = choices[0]
+        return Delta(choice.get("text") or "", "", usage, False, None, choice.get("finish_reason"))

@@ -1,0 +1,258 @@
+"""Run reports: the summary of a run's records, written as text, JSON and CSV, and printed on one screen.
+
+``summarize()`` applies the run-level definitions of :mod:`llm_locust.metrics` to the records with pandas (exact
+percentiles over per-request values; ITL pooled over every gap). ``write_reports()`` writes ``summary.txt`` (seed
+000's layout), ``summary.json`` and ``summary.csv`` beside the ``requests.csv`` that the recorder wrote during the
+run. The schema is documented in ``docs/reports.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .metrics import STAT_KEYS, stats
+from .record import STATUS_CANCELLED, STATUS_FAILED, STATUS_OK
+
+LATENCY_METRICS = ("ttft_ms", "ttft_text_ms", "tpot_ms", "e2e_ms", "output_tokens_per_s")
+TOKEN_METRICS = ("input_tokens", "output_tokens", "total_tokens", "reasoning_tokens")
+
+
+def _group_summary(records: list[dict[str, Any]], duration_s: float | None) -> dict[str, Any]:
+    import numpy as np
+    import pandas as pd
+
+    ok = [r for r in records if r["status"] == STATUS_OK]
+    failed = [r for r in records if r["status"] == STATUS_FAILED]
+    out: dict[str, Any] = {
+        "requests": len(ok) + len(failed),
+        "successes": len(ok),
+        "failures": len(failed),
+        "cancelled": sum(1 for r in records if r["status"] == STATUS_CANCELLED),
+        "error_classes": {},
+    }
+    for r in failed:
+        out["error_classes"][r["error_class"]] = out["error_classes"].get(r["error_class"], 0) + 1
+    df = pd.DataFrame.from_records(ok, columns=[*LATENCY_METRICS, *TOKEN_METRICS, "cost_usd"])
+    for m in LATENCY_METRICS:
+        out[m] = stats(df[m].dropna().to_numpy(dtype="float64"))
+    gaps = [r["itl_us"] for r in ok if len(r["itl_us"])]
+    itl = np.concatenate([np.frombuffer(g, dtype=np.int64) for g in gaps]) / 1000.0 if gaps else np.empty(0)
+    out["itl_ms"] = stats(itl)
+    out["itl_ms"]["samples"] = int(itl.size)
+    for m in TOKEN_METRICS:
+        col = df[m].dropna()
+        out[m] = {"mean": float(col.mean()) if len(col) else None, "total": int(col.sum()) if len(col) else None}
+    cost = df["cost_usd"].dropna()
+    out["cost_usd"] = {
+        "mean": float(cost.mean()) if len(cost) else None,
+        "total": float(cost.sum()) if len(cost) else None,
+        "priced_requests": int(len(cost)),
+    }
+    out["token_sources"] = {
+        "input": sorted({r["input_tokens_source"] for r in ok if r["input_tokens_source"]}),
+        "output": sorted({r["output_tokens_source"] for r in ok if r["output_tokens_source"]}),
+    }
+    out["itl_rule"] = sorted({r["itl_rule"] for r in ok if r["token_events"] > 1})
+    out["cost_sources"] = sorted({r["cost_source"] for r in ok if r["cost_source"]})
+    out_tokens = out["output_tokens"]["total"] or 0
+    in_tokens = out["input_tokens"]["total"] or 0
+    if duration_s:
+        out["throughput"] = {
+            "requests_per_s": len(ok) / duration_s,
+            "output_tokens_per_s": out_tokens / duration_s,
+            "total_tokens_per_s": (in_tokens + out_tokens) / duration_s,
+        }
+    else:
+        out["throughput"] = {"requests_per_s": None, "output_tokens_per_s": None, "total_tokens_per_s": None}
+    return out
+
+
+def run_window(records: list[dict[str, Any]]) -> float | None:
+    """Benchmark duration: last request end minus first request start, in seconds (from monotonic times)."""
+    done = [r for r in records if r.get("t0_ns") is not None and r["status"] != STATUS_CANCELLED]
+    if not done:
+        return None
+    start = min(r["t0_ns"] for r in done)
+    end = max(r["t0_ns"] + r["elapsed_ms"] * 1e6 for r in done)
+    return (end - start) / 1e9 if end > start else None
+
+
+def summarize(records: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any]:
+    """The summary.json document: ``run``, ``prompts`` (one entry per prompt, in first-seen order), ``overall``."""
+    duration = run_window(records)
+    run = {**run, "duration_s": duration}
+    names: list[str] = []
+    for r in records:
+        if r["prompt"] not in names:
+            names.append(r["prompt"])
+    prompts = []
+    for name in names:
+        entry = {"name": name, **_group_summary([r for r in records if r["prompt"] == name], duration)}
+        prompts.append(entry)
+    overall = _group_summary(records, duration)
+    overall["requests_per_s"] = overall["throughput"]["requests_per_s"]
+    run["requests"] = overall["requests"]
+    return {"run": run, "prompts": prompts, "overall": overall}
+
+
+# ---------------------------------------------------------------- text
+
+
+def _ms(v: float | None) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:.1f} ms" if v < 1000 else f"{v / 1000:.2f} s"
+
+
+def _num(v: float | None, unit: str = "", digits: int = 1) -> str:
+    return "n/a" if v is None else f"{v:,.{digits}f}{unit}"
+
+
+def _cost(v: float | None) -> str:
+    return "n/a (no price known; see --prices)" if v is None else f"${v:.6f}"
+
+
+def _src(sources: list[str]) -> str:
+    return f" ({', '.join(sources)})" if sources else ""
+
+
+def render_text(summary: dict[str, Any]) -> str:
+    """summary.txt: seed 000's layout, a block per prompt and an average block, with units everywhere."""
+    run = summary["run"]
+    title = f"Benchmark Results for {run['model']} @ {run['host']}"
+    lines = [title, "=" * len(title), ""]
+    lines.append(
+        f"Run {run['run_id']} · API {run['api']} · {run.get('users') or '?'} users · "
+        f"{_num(run.get('duration_s'), ' s')} · {summary['overall']['requests']} requests"
+    )
+    for p in summary["prompts"]:
+        lines += ["", f'Prompt: "{p["name"]}"']
+        lines.append(f"- Requests: {p['requests']} ({p['failures']} failed, {p['cancelled']} cancelled at stop)")
+        if p["error_classes"]:
+            lines.append("- Failures: " + ", ".join(f"{k} {v}" for k, v in sorted(p["error_classes"].items())))
+        t, tp, itl, e2e = p["ttft_ms"], p["tpot_ms"], p["itl_ms"], p["e2e_ms"]
+        lines.append(
+            f"- Time to First Token: {_ms(t['mean'])} (p50 {_ms(t['p50'])}, p95 {_ms(t['p95'])}, p99 {_ms(t['p99'])})"
+        )
+        lines.append(f"- Time per Output Token: {_ms(tp['mean'])} (p50 {_ms(tp['p50'])}, p95 {_ms(tp['p95'])})")
+        lines.append(
+            f"- Inter-token Latency: p50 {_ms(itl['p50'])}, p95 {_ms(itl['p95'])}, p99 {_ms(itl['p99'])}"
+            f" ({itl['samples']} gaps, rule {', '.join(p['itl_rule']) or 'n/a'})"
+        )
+        lines.append(f"- Total Generation Time: {_ms(e2e['mean'])} (p50 {_ms(e2e['p50'])}, p95 {_ms(e2e['p95'])})")
+        lines.append(f"- Tokens Per Second: {_num(p['output_tokens_per_s']['mean'], ' tokens/s')}")
+        src = p["token_sources"]
+        lines.append(f"- Input Tokens: {_num(p['input_tokens']['mean'])}{_src(src['input'])}")
+        lines.append(f"- Output Tokens: {_num(p['output_tokens']['mean'])}{_src(src['output'])}")
+        lines.append(f"- Total Tokens: {_num(p['total_tokens']['mean'])}")
+        lines.append(f"- Cost Estimate: {_cost(p['cost_usd']['mean'])} per request")
+    o = summary["overall"]
+    lines += ["", "Summary Metrics (Average)", "-" * 25]
+    lines.append(f"- Avg Time to First Token: {_ms(o['ttft_ms']['mean'])}")
+    lines.append(f"- Avg Time per Output Token: {_ms(o['tpot_ms']['mean'])}")
+    lines.append(f"- Avg Tokens Per Second: {_num(o['output_tokens_per_s']['mean'], ' tokens/s')}")
+    lines.append(f"- Avg Response Time: {_ms(o['e2e_ms']['mean'])}")
+    lines.append(f"- Requests per Second (whole run): {_num(o['throughput']['requests_per_s'], ' req/s', 2)}")
+    lines.append(f"- Output Tokens per Second (whole run): {_num(o['throughput']['output_tokens_per_s'], ' tokens/s')}")
+    lines.append(f"- Total Tokens: {_num(o['total_tokens']['total'], '', 0)}")
+    total_cost = o["cost_usd"]["total"]
+    lines.append(f"- Total Cost: {_cost(total_cost)}" + (_src(o["cost_sources"]) if total_cost is not None else ""))
+    return "\n".join(lines) + "\n"
+
+
+def render_console(summary: dict[str, Any], folder: Path | None) -> str:
+    """The one-screen summary printed at the end of a run: one row per prompt and an overall row."""
+    head = (
+        "prompt",
+        "reqs",
+        "fail",
+        "TTFT p50",
+        "TTFT p95",
+        "TPOT p50",
+        "ITL p95",
+        "E2E p50",
+        "tok/s",
+        "in",
+        "out",
+        "cost $",
+    )
+    rows = []
+    for p in [*summary["prompts"], {**summary["overall"], "name": "Overall"}]:
+        rows.append(
+            (
+                p["name"][:28],
+                str(p["requests"]),
+                str(p["failures"]),
+                _ms(p["ttft_ms"]["p50"]),
+                _ms(p["ttft_ms"]["p95"]),
+                _ms(p["tpot_ms"]["p50"]),
+                _ms(p["itl_ms"]["p95"]),
+                _ms(p["e2e_ms"]["p50"]),
+                _num(p["output_tokens_per_s"]["mean"]),
+                _num(p["input_tokens"]["mean"], "", 0),
+                _num(p["output_tokens"]["mean"], "", 0),
+                "n/a" if p["cost_usd"]["total"] is None else f"{p['cost_usd']['total']:.4f}",
+            )
+        )
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    run = summary["run"]
+    o = summary["overall"]
+    out = [
+        f"LLM summary: {run['model']} @ {run['host']} ({run['api']}), {_num(run.get('duration_s'), ' s')}, "
+        f"{o['requests']} requests, {o['failures']} failed, {o['cancelled']} cancelled at stop",
+        fmt.format(*head),
+        *(fmt.format(*r) for r in rows),
+    ]
+    out.append(
+        f"Whole run: {_num(o['throughput']['requests_per_s'], ' req/s', 2)}, "
+        f"{_num(o['throughput']['output_tokens_per_s'], ' output tokens/s')}. "
+        "TTFT/TPOT/ITL/E2E in ms (s above 1000 ms); tok/s per request; in/out = mean tokens per request."
+    )
+    if folder is not None:
+        out.append(f"Reports: {folder}/ (summary.txt, summary.json, summary.csv, requests.csv)")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- files
+
+CSV_STATS = ("ttft_ms", "ttft_text_ms", "tpot_ms", "itl_ms", "e2e_ms", "output_tokens_per_s")
+
+
+def _csv_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    header = ["prompt", "requests", "successes", "failures", "cancelled"]
+    for m in CSV_STATS:
+        header += [f"{m}_{k}" for k in STAT_KEYS]
+    for m in ("input_tokens", "output_tokens", "total_tokens"):
+        header += [f"{m}_mean", f"{m}_total"]
+    header += ["cost_usd_mean", "cost_usd_total", "requests_per_s", "output_tokens_per_s_run"]
+    rows = []
+    for p in [*summary["prompts"], {**summary["overall"], "name": "Overall"}]:
+        row: list[Any] = [p["name"], p["requests"], p["successes"], p["failures"], p["cancelled"]]
+        for m in CSV_STATS:
+            row += [p[m][k] for k in STAT_KEYS]
+        for m in ("input_tokens", "output_tokens", "total_tokens"):
+            row += [p[m]["mean"], p[m]["total"]]
+        row += [
+            p["cost_usd"]["mean"],
+            p["cost_usd"]["total"],
+            p["throughput"]["requests_per_s"],
+            p["throughput"]["output_tokens_per_s"],
+        ]
+        rows.append(["" if v is None else (round(v, 6) if isinstance(v, float) else v) for v in row])
+    return header, rows
+
+
+def write_reports(folder: Path, summary: dict[str, Any]) -> None:
+    import csv
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "summary.txt").write_text(render_text(summary), encoding="utf-8")
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    header, rows = _csv_rows(summary)
+    with (folder / "summary.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
