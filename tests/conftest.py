@@ -1,0 +1,118 @@
+"""Shared fixtures: offline tiktoken, a real mock LLM server process, and a runner for real `locust` processes.
+
+Everything talks over 127.0.0.1 only, and every process has a time limit.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_TIKTOKEN = ROOT.parent / "shared" / "tiktoken"
+
+if "TIKTOKEN_CACHE_DIR" not in os.environ and SHARED_TIKTOKEN.is_dir():
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(SHARED_TIKTOKEN)
+
+
+@dataclass
+class MockProc:
+    url: str
+    proc: subprocess.Popen
+    send_log: Path
+
+    def sent(self) -> list[dict]:
+        if not self.send_log.exists():
+            return []
+        return [json.loads(line) for line in self.send_log.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def mock_server(tmp_path: Path) -> Iterator:
+    """Factory: ``mock_server("--ttft-ms", "50", ...)`` starts a real mock server process with a send log."""
+    from llm_locust.mockserver import start_subprocess
+
+    started: list[MockProc] = []
+
+    def start(*args: str) -> MockProc:
+        log = tmp_path / f"sendlog-{len(started)}.jsonl"
+        proc, url = start_subprocess([*args, "--send-log", str(log)], timeout=15)
+        m = MockProc(url, proc, log)
+        started.append(m)
+        return m
+
+    yield start
+    for m in started:
+        m.proc.terminate()
+        try:
+            m.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            m.proc.kill()
+
+
+@dataclass
+class LocustRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    report_dir: Path
+    stats_file: Path | None
+
+    @property
+    def folder(self) -> Path:
+        runs = sorted(p for p in self.report_dir.iterdir() if p.is_dir()) if self.report_dir.exists() else []
+        assert len(runs) == 1, f"expected one report folder, found {runs}\nstderr:\n{self.stderr[-3000:]}"
+        return runs[0]
+
+    def summary(self) -> dict:
+        return json.loads((self.folder / "summary.json").read_text())
+
+    def requests(self) -> list[dict]:
+        with (self.folder / "requests.csv").open(newline="") as f:
+            return list(csv.DictReader(f))
+
+    def locust_stats(self) -> dict[str, dict]:
+        """Locust's own final request statistics (from --json-file), by name, plus an "Aggregated" total."""
+        assert self.stats_file is not None, "run with json_stats=True"
+        entries = json.loads(self.stats_file.read_text())
+        out = {e["name"]: e for e in entries}
+        out["Aggregated"] = {
+            "num_requests": sum(e["num_requests"] for e in entries),
+            "num_failures": sum(e["num_failures"] for e in entries),
+        }
+        return out
+
+
+def run_locust(
+    tmp_path: Path, *args: str, timeout: float = 90, env: dict | None = None, json_stats: bool = True
+) -> LocustRun:
+    """Run the bundled locustfile headless in a real `locust` process; reports go under tmp_path.
+
+    With ``json_stats`` Locust writes its final request statistics to a JSON file (instead of printing them)."""
+    report_dir = tmp_path / "reports"
+    stats_file = tmp_path / "locust-stats.json" if json_stats else None
+    extra = ["--json-file", str(stats_file.with_suffix(""))] if stats_file else []  # locust appends .json
+    cmd = [
+        sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless",
+        "--report-dir", str(report_dir), "--loglevel", "INFO", *extra, *args,
+    ]  # fmt: skip
+    proc = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+    return LocustRun(proc.returncode, proc.stdout, proc.stderr, report_dir, stats_file)
+
+
+@pytest.fixture
+def locust_run(tmp_path: Path):
+    def run(*args: str, **kw) -> LocustRun:
+        return run_locust(tmp_path, *args, **kw)
+
+    return run
