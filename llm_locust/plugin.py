@@ -127,6 +127,7 @@ def _build_run(environment: Any) -> LLMRun:
     if not model:
         raise ValueError("--model is required with --host: name the model the endpoint serves (e.g. --model llama3)")
     proto = get_protocol(opts.llm_api)
+    token_limit = _optional_positive_int(opts.token_limit, "--token-limit")
     api_key = opts.api_key or (os.environ.get(proto.key_env) if proto.key_env else None) or None
     run_id = new_run_id()
     folder = None
@@ -143,13 +144,26 @@ def _build_run(environment: Any) -> LLMRun:
         model=model,
         prompts=load_prompts(opts.prompt_file),
         api_key=api_key,
-        token_limit=opts.token_limit,
+        token_limit=token_limit,
         timeout=opts.timeout,
         continuous_usage=opts.continuous_usage,
         tokens=TokenCounter(model),
         prices=PriceBook(host, opts.prices),
         recorder=Recorder(folder / "requests.csv" if folder else None),
     )
+
+
+def _optional_positive_int(value: Any, flag: str) -> int | None:
+    """The web UI's start form hands values over as strings ("" for an empty field)."""
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{flag} must be a positive integer (got {value!r})") from None
+    if number <= 0:
+        raise ValueError(f"{flag} must be a positive integer (got {value!r})")
+    return number
 
 
 def on_test_start(environment: Any, **_: Any) -> None:
