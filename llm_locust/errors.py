@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 import socket
 
+import gevent
+
 __all__ = [
     "LLMError",
     "ConnectionFailed",
@@ -165,6 +167,11 @@ def from_exception(exc: BaseException) -> LLMError:
     """Map a transport exception (socket, DNS, TLS, HTTP parsing) to an error class."""
     if isinstance(exc, LLMError):
         return exc
+    inner = getattr(exc, "original", None)  # geventhttpclient's RetriesExceeded wraps the real cause
+    if isinstance(inner, BaseException) and inner is not exc:
+        return from_exception(inner)
+    if isinstance(exc, gevent.Timeout):
+        return RequestTimeout(f"no complete response within the timeout ({exc})")
     name = type(exc).__name__
     text = str(exc) or name
     if isinstance(exc, socket.gaierror):

@@ -43,6 +43,7 @@ COLUMNS = (
     "output_tokens_source",
     "output_tokens_server",
     "output_tokens_local",
+    "local_tokens_source",
     "reasoning_tokens",
     "cached_tokens",
     "total_tokens",

@@ -233,6 +233,7 @@ class LLMUser(FastHttpUser):
             "output_tokens_source": out_src,
             "output_tokens_server": out_server,
             "output_tokens_local": out_local,
+            "local_tokens_source": llm.tokens.source,
             "reasoning_tokens": usage.reasoning_tokens if usage is not None else None,
             "cached_tokens": cached,
             "total_tokens": n_in + n_out if n_in is not None and n_out is not None else None,
