@@ -31,11 +31,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import gevent
 import locust
 from locust import events as locust_events
-from locust.runners import WorkerRunner
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
-from . import __version__
+from . import __version__, distributed
 from .options import DEFAULT_MOCK_MODEL, add_arguments
 from .pricing import PriceBook, PriceFileError, load_price_file
 from .prompts import PromptFileError, load_prompts
@@ -57,6 +58,9 @@ class _State:
     mock_url: str | None = None
     pending_console: str | None = None
     peak_users: int = 0
+    run_time: float | None = None  # a master's -t, taken over so that workers stop before the master quits
+    collector = distributed.Collector()
+    environment: Any = None
 
 
 def fail(message: str) -> None:
@@ -77,12 +81,20 @@ def register(events: Any = locust_events) -> None:
     events.test_stop.add_listener(on_test_stop)
     events.quit.add_listener(on_quit)
     events.quitting.add_listener(on_quitting)
+    events.report_to_master.add_listener(on_report_to_master)
+    events.worker_report.add_listener(on_worker_report)
 
 
 def on_init(environment: Any, runner: Any = None, **_: Any) -> None:
+    _State.environment = environment
     opts = environment.parsed_options
-    if opts is None or isinstance(runner, WorkerRunner):
+    if opts is None:
         return
+    if isinstance(runner, WorkerRunner):
+        _preload()
+        return
+    if isinstance(runner, MasterRunner):
+        _init_master(environment, runner, opts)
     try:
         load_prompts(opts.prompt_file)
         if opts.prices:
@@ -97,6 +109,49 @@ def on_init(environment: Any, runner: Any = None, **_: Any) -> None:
         _start_mock(environment, opts)
     elif not opts.model and opts.headless:
         fail("--model is required with --host: name the model the endpoint serves (e.g. --model llama3)")
+    _preload()
+
+
+def _preload() -> None:
+    """Import and load now what the first run would otherwise load at test start (about 0.5 s of CPU)."""
+    import genai_prices  # noqa: F401
+    import numpy  # noqa: F401
+
+    from .tokens import DEFAULT_ENCODING, _load
+
+    _load(DEFAULT_ENCODING)
+
+
+def _init_master(environment: Any, runner: Any, opts: Any) -> None:
+    runner.register_message(distributed.MSG_HELLO, lambda msg, **_: _State.collector.hello(msg.node_id))
+    runner.register_message(
+        distributed.MSG_FINAL,
+        lambda msg, **_: _State.collector.final(msg.node_id, msg.data["rows"], msg.data["total"]),
+    )
+    if opts.headless and opts.run_time:
+        # Locust would call runner.quit() at -t, firing test_stop before the workers stop: stop them first
+        _State.run_time, opts.run_time = opts.run_time, None
+    # registered now, after the master's own quitting listener, so that (fired in reverse) it runs first
+    environment.events.quitting.add_listener(_stop_workers_first)
+    if opts.api_key:
+        logger.warning(
+            "--api-key is not sent to workers (Locust would send it in plain text): set the provider's key "
+            "variable (e.g. OPENAI_API_KEY) in each worker's environment"
+        )
+        opts.api_key = None
+
+
+def _stop_workers_first(environment: Any, **_: Any) -> None:
+    runner = environment.runner
+    if runner is not None and runner.state in (STATE_RUNNING, STATE_SPAWNING):
+        logger.info("Stopping the workers and collecting their records before quitting")
+        runner.stop()
+
+
+def _stop_then_quit(runner: Any) -> None:
+    logger.info("--run-time limit reached: stopping the workers and collecting their records")
+    runner.stop()
+    runner.quit()
 
 
 def _start_mock(environment: Any, opts: Any) -> None:
@@ -128,17 +183,25 @@ def _build_run(environment: Any) -> LLMRun:
         raise ValueError("--model is required with --host: name the model the endpoint serves (e.g. --model llama3)")
     proto = get_protocol(opts.llm_api)
     token_limit = _optional_positive_int(opts.token_limit, "--token-limit")
+    if isinstance(environment.runner, MasterRunner) and opts.api_key:
+        opts.api_key = None  # typed into the web UI's form: never sent on to the workers
     api_key = opts.api_key or (os.environ.get(proto.key_env) if proto.key_env else None) or None
     run_id = new_run_id()
-    folder = None
-    if not isinstance(environment.runner, WorkerRunner):
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        # the worker's own per-request log; its records go to the master, which writes the reports
+        csv_path = Path(opts.report_dir) / "workers" / f"{run_id}-{runner.client_id}" / "requests.csv"
+        recorder = Recorder(csv_path, keep=False, ship=True)
+    else:
         folder = Path(opts.report_dir) / run_id
         n = 2
         while folder.exists():
             folder = Path(opts.report_dir) / f"{run_id}-{n}"
             n += 1
+        run_id = folder.name
+        recorder = Recorder(folder / "requests.csv")
     return LLMRun(
-        run_id=folder.name if folder else run_id,
+        run_id=run_id,
         api=opts.llm_api,
         host=host,
         model=model,
@@ -149,7 +212,7 @@ def _build_run(environment: Any) -> LLMRun:
         continuous_usage=opts.continuous_usage,
         tokens=TokenCounter(model),
         prices=PriceBook(host, opts.prices),
-        recorder=Recorder(folder / "requests.csv" if folder else None),
+        recorder=recorder,
     )
 
 
@@ -177,12 +240,34 @@ def on_test_start(environment: Any, **_: Any) -> None:
         if environment.runner is not None:
             environment.runner.quit()
         return
-    run.warm_up()
     setattr(environment, ATTR, run)
     _State.peak_users = 0
-    environment.events.request.add_listener(run.recorder.on_request)
-    if run.recorder.csv_path is not None:
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        _State.collector.reset(run.recorder)
+        if _State.run_time:
+            gevent.spawn_later(_State.run_time, _stop_then_quit, runner)
+    else:
+        run.warm_up()
+        environment.events.request.add_listener(run.recorder.on_request)
+    if isinstance(runner, WorkerRunner):
+        runner.send_message(distributed.MSG_HELLO, None)
+    else:
         logger.info("llm-locust: %s %s @ %s; per-request log %s", run.api, run.model, run.host, run.recorder.csv_path)
+
+
+def on_report_to_master(data: dict[str, Any], **_: Any) -> None:
+    run: LLMRun | None = getattr(_State.environment, ATTR, None)
+    if run is not None:
+        rows = distributed.pack(run.recorder.drain())
+        if rows:
+            data[distributed.REPORT_KEY] = rows
+
+
+def on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    rows = data.get(distributed.REPORT_KEY)
+    if rows:
+        _State.collector.ingest(client_id, rows)
 
 
 def on_spawning_complete(user_count: int, **_: Any) -> None:
@@ -193,12 +278,25 @@ def on_test_stop(environment: Any, **_: Any) -> None:
     run: LLMRun | None = getattr(environment, ATTR, None)
     if run is None:
         return
-    environment.events.request.remove_listener(run.recorder.on_request)
-    run.recorder.close()
-    if run.recorder.csv_path is None:  # a worker: the master writes the reports
+    runner = environment.runner
+    if not isinstance(runner, MasterRunner):
+        environment.events.request.remove_listener(run.recorder.on_request)
+    if isinstance(runner, WorkerRunner):  # ship what is left with the final count; the master writes the reports
+        rows = distributed.pack(run.recorder.drain())
+        runner.send_message(distributed.MSG_FINAL, {"rows": rows, "total": run.recorder.count})
+        run.recorder.close()
+        setattr(environment, ATTR, None)
         return
+    books: dict[str, Any] = {"complete": True}
+    if isinstance(runner, MasterRunner):
+        missing = _State.collector.wait(lambda: distributed.alive_worker_ids(runner))
+        books = _State.collector.summary(missing)
+        _State.collector.reset(None)
+        for reason in books["incomplete_reasons"]:
+            logger.warning("Run incomplete: %s", reason)
+    run.recorder.close()
     folder = run.recorder.csv_path.parent
-    users = max(_State.peak_users, getattr(environment.runner, "user_count", 0) or 0)
+    users = max(_State.peak_users, getattr(runner, "user_count", 0) or 0)
     summary = summarize(
         run.recorder.records,
         {
@@ -212,7 +310,7 @@ def on_test_stop(environment: Any, **_: Any) -> None:
             "token_limit": run.token_limit,
             "locust_version": locust.__version__,
             "llm_locust_version": __version__,
-            "complete": True,
+            **books,
         },
     )
     write_reports(folder, summary)

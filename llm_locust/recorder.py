@@ -1,14 +1,18 @@
-"""The run's books: every request record, kept in memory and appended to ``requests.csv`` as it arrives.
+"""The run's books: every request record, appended to ``requests.csv`` as it arrives and kept for the summary.
 
 The recorder listens to Locust's request event and takes the records that llm-locust users put in
 ``context["llm"]`` (requests of other users are not ours and are ignored). Requests cancelled by the end of a run
 never reach Locust's stats; the users hand those to :meth:`Recorder.add` directly, so nothing is lost from the
 books. Each row is flushed at once, so the per-request log survives a run that dies.
+
+On a worker the recorder also keeps an *outbox*: the records not yet shipped to the master
+(:mod:`llm_locust.distributed` drains it), and does not keep the records themselves, only their count.
 """
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +24,14 @@ def _fmt(row: list[Any]) -> list[Any]:
 
 
 class Recorder:
-    def __init__(self, csv_path: Path | None) -> None:
+    def __init__(self, csv_path: Path | None, *, keep: bool = True, ship: bool = False) -> None:
         self.records: list[dict[str, Any]] = []
+        self.count = 0
         self.csv_path = csv_path
+        self.keep = keep
+        self.outbox: list[dict[str, Any]] | None = [] if ship else None
+        #: called with every record added (the live view listens here)
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self._file = None
         self._writer = None
         if csv_path is not None:
@@ -33,10 +42,27 @@ class Recorder:
             self._file.flush()
 
     def add(self, record: dict[str, Any]) -> None:
-        self.records.append(record)
+        self.count += 1
+        if self.keep:
+            self.records.append(record)
+        if self.outbox is not None:
+            self.outbox.append(record)
         if self._writer is not None:
             self._writer.writerow(_fmt(csv_row(record)))
             self._file.flush()  # type: ignore[union-attr]
+        for listener in self.listeners:
+            listener(record)
+
+    def add_many(self, records: list[dict[str, Any]]) -> None:
+        for record in records:
+            self.add(record)
+
+    def drain(self) -> list[dict[str, Any]]:
+        """The records added since the last drain (worker side)."""
+        out = self.outbox or []
+        if self.outbox is not None:
+            self.outbox = []
+        return out
 
     def on_request(self, context: dict[str, Any] | None = None, **_: Any) -> None:
         record = context.get("llm") if context else None

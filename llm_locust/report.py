@@ -127,6 +127,8 @@ def render_text(summary: dict[str, Any]) -> str:
         f"Run {run['run_id']} · API {run['api']} · {run.get('users') or '?'} users · "
         f"{_num(run.get('duration_s'), ' s')} · {summary['overall']['requests']} requests"
     )
+    if run.get("complete") is False:
+        lines.append("INCOMPLETE: " + "; ".join(run.get("incomplete_reasons") or ["records are missing"]))
     for p in summary["prompts"]:
         lines += ["", f'Prompt: "{p["name"]}"']
         lines.append(f"- Requests: {p['requests']} ({p['failures']} failed, {p['cancelled']} cancelled at stop)")
@@ -211,6 +213,8 @@ def render_console(summary: dict[str, Any], folder: Path | None) -> str:
         f"{_num(o['throughput']['output_tokens_per_s'], ' output tokens/s')}. "
         "TTFT/TPOT/ITL/E2E in ms (s above 1000 ms); tok/s per request; in/out = mean tokens per request."
     )
+    if run.get("complete") is False:
+        out.append("INCOMPLETE: " + "; ".join(run.get("incomplete_reasons") or ["records are missing"]))
     if folder is not None:
         out.append(f"Reports: {folder}/ (summary.txt, summary.json, summary.csv, requests.csv)")
     return "\n".join(out)

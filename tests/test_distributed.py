@@ -1,0 +1,184 @@
+"""Distributed runs lose nothing: a real master and real worker processes on 127.0.0.1 against the mock server.
+
+The master's report must hold exactly the records the workers made (each worker also writes its own per-request
+log) and exactly the requests the mock server saw, with percentiles equal to those of the union of the workers'
+logs — however the run ends: headless -t, Ctrl-C on the master, a worker killed mid-run, or --processes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+COMMON = ["-f", str(ROOT / "locustfile.py"), "--prompt-file", "tests/data/prompts_small.yaml", "--loglevel", "INFO"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _locust(*args: str, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "locust", *COMMON, *args], cwd=ROOT, stdout=log.open("w"),
+        stderr=subprocess.STDOUT, env=os.environ.copy(),
+    )  # fmt: skip
+
+
+class Cluster:
+    def __init__(self, tmp_path: Path, mock_url: str, workers: int, run_time: str, users: int = 6):
+        self.tmp = tmp_path
+        self.reports = tmp_path / "reports"
+        port = _free_port()
+        self.master = _locust(
+            "--master", "--headless", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+            "--expect-workers", str(workers), "-u", str(users), "-r", str(users), "-t", run_time,
+            "-H", mock_url, "--model", "m", "--report-dir", str(self.reports), log=tmp_path / "master.log",
+        )  # fmt: skip
+        self.workers = [
+            _locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port), log=tmp_path / f"w{i}.log")
+            for i in range(workers)
+        ]
+
+    def wait(self, timeout: float = 90) -> int:
+        code = self.master.wait(timeout=timeout)
+        for w in self.workers:
+            try:
+                w.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                w.kill()
+        return code
+
+    def kill_all(self) -> None:
+        for p in [self.master, *self.workers]:
+            if p.poll() is None:
+                p.kill()
+
+    @property
+    def log(self) -> str:
+        return (self.tmp / "master.log").read_text()
+
+    def run_folder(self) -> Path:
+        runs = [p for p in self.reports.iterdir() if p.is_dir() and p.name != "workers"]
+        assert len(runs) == 1, runs
+        return runs[0]
+
+    def summary(self) -> dict:
+        return json.loads((self.run_folder() / "summary.json").read_text())
+
+    def master_rows(self) -> list[dict]:
+        with (self.run_folder() / "requests.csv").open(newline="") as f:
+            return list(csv.DictReader(f))
+
+    def worker_rows(self) -> list[dict]:
+        rows = []
+        for path in (self.reports / "workers").glob("*/requests.csv"):
+            with path.open(newline="") as f:
+                rows += list(csv.DictReader(f))
+        return rows
+
+
+def _wait_for(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def _assert_exact(cluster: Cluster, mock) -> dict:
+    summary = cluster.summary()
+    master = cluster.master_rows()
+    workers = cluster.worker_rows()
+    sent = mock.sent()
+    assert len(master) == len(workers) == len(sent) > 0
+    assert sorted(r["request_id"] for r in master) == sorted(r["request_id"] for r in workers)
+    assert {s["request_id"] for s in sent} == {r["request_id"] for r in master}
+    done = [r for r in workers if r["status"] != "cancelled"]
+    assert summary["overall"]["requests"] == len(done)
+    ok = [float(r["ttft_ms"]) for r in workers if r["status"] == "ok"]
+    for p in (50, 90, 95, 99):
+        assert summary["overall"]["ttft_ms"][f"p{p}"] == pytest.approx(np.percentile(ok, p), abs=1e-5)
+    per_worker = summary["run"]["workers"]
+    assert sum(w["records"] for w in per_worker.values()) == len(master)
+    return summary
+
+
+def test_master_and_three_workers_headless_run_time(tmp_path, mock_server):
+    mock = mock_server("--ttft-ms", "10", "--itl-ms", "2", "--output-tokens", "10")
+    cluster = Cluster(tmp_path, mock.url, workers=3, run_time="4s")
+    try:
+        assert cluster.wait() == 0, cluster.log[-3000:]
+    finally:
+        cluster.kill_all()
+    summary = _assert_exact(cluster, mock)
+    assert summary["run"]["complete"] is True
+    assert len(summary["run"]["workers"]) == 3
+    assert all(w["complete"] and w["records"] == w["final_count"] for w in summary["run"]["workers"].values())
+    assert summary["run"]["users"] == 6
+
+
+def test_ctrl_c_on_the_master_still_collects_everything(tmp_path, mock_server):
+    mock = mock_server("--ttft-ms", "10", "--itl-ms", "2", "--output-tokens", "10")
+    cluster = Cluster(tmp_path, mock.url, workers=2, run_time="60s", users=4)
+    try:
+        _wait_for(lambda: len(mock.sent()) >= 20, 45)
+        cluster.master.send_signal(signal.SIGINT)
+        cluster.wait()
+    finally:
+        cluster.kill_all()
+    summary = _assert_exact(cluster, mock)
+    assert summary["run"]["complete"] is True
+
+
+def test_a_worker_killed_mid_run_is_reported_and_the_run_goes_on(tmp_path, mock_server):
+    mock = mock_server("--ttft-ms", "10", "--itl-ms", "2", "--output-tokens", "10")
+    cluster = Cluster(tmp_path, mock.url, workers=3, run_time="9s")
+    try:
+        _wait_for(lambda: len(mock.sent()) >= 40, 45)
+        time.sleep(3.5)  # at least one report from each worker has reached the master
+        victim = cluster.workers[0]
+        victim.kill()
+        code = cluster.wait()
+    finally:
+        cluster.kill_all()
+    assert code in (0, 1), cluster.log[-3000:]
+    summary = cluster.summary()
+    run = summary["run"]
+    assert run["complete"] is False
+    lost = [cid for cid, w in run["workers"].items() if not w["complete"]]
+    assert len(lost) == 1 and run["workers"][lost[0]]["final_count"] is None
+    assert run["workers"][lost[0]]["records"] > 0, "its records up to its last report are kept"
+    assert any(lost[0] in reason for reason in run["incomplete_reasons"])
+    # everything the master holds is accounted for, worker by worker
+    assert sum(w["records"] for w in run["workers"].values()) == len(cluster.master_rows())
+    survivors = [w for cid, w in run["workers"].items() if cid not in lost]
+    assert len(survivors) == 2 and all(w["records"] == w["final_count"] for w in survivors)
+    assert "Run incomplete" in cluster.log
+    assert "INCOMPLETE" in (cluster.run_folder() / "summary.txt").read_text()
+
+
+def test_processes_mode(tmp_path, mock_server, locust_run):
+    mock = mock_server("--ttft-ms", "10", "--itl-ms", "2", "--output-tokens", "10")
+    run = locust_run("--processes", "2", "-u", "4", "-r", "4", "-t", "4s", "-H", mock.url, "--model", "m",
+                     "--prompt-file", "tests/data/prompts_small.yaml", json_stats=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    runs = [p for p in run.report_dir.iterdir() if p.name != "workers"]
+    summary = json.loads((runs[0] / "summary.json").read_text())
+    rows = (runs[0] / "requests.csv").read_text().splitlines()[1:]
+    assert len(rows) == len(mock.sent()) > 0
+    assert summary["run"]["complete"] is True and len(summary["run"]["workers"]) == 2
