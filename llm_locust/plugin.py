@@ -37,6 +37,7 @@ from locust import events as locust_events
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from . import __version__, distributed
+from .live import SAMPLE_S, WINDOW_S, LiveView
 from .options import DEFAULT_MOCK_MODEL, add_arguments
 from .pricing import PriceBook, PriceFileError, load_price_file
 from .prompts import PromptFileError, load_prompts
@@ -47,6 +48,9 @@ from .run import ATTR, LLMRun, new_run_id
 from .tokens import TokenCounter
 
 logger = logging.getLogger("llm_locust")
+
+#: in headless runs, a live line every LOG_EVERY samples (SAMPLE_S seconds each)
+LOG_EVERY = 5
 
 _registered: set[int] = set()
 
@@ -61,6 +65,7 @@ class _State:
     run_time: float | None = None  # a master's -t, taken over so that workers stop before the master quits
     collector = distributed.Collector()
     environment: Any = None
+    sampler: Any = None
 
 
 def fail(message: str) -> None:
@@ -243,6 +248,10 @@ def on_test_start(environment: Any, **_: Any) -> None:
     setattr(environment, ATTR, run)
     _State.peak_users = 0
     runner = environment.runner
+    if not isinstance(runner, WorkerRunner):
+        run.live = LiveView()
+        run.recorder.listeners.append(run.live.add)
+        _State.sampler = gevent.spawn(_sample, run, runner, bool(environment.parsed_options.headless))
     if isinstance(runner, MasterRunner):
         _State.collector.reset(run.recorder)
         if _State.run_time:
@@ -254,6 +263,26 @@ def on_test_start(environment: Any, **_: Any) -> None:
         runner.send_message(distributed.MSG_HELLO, None)
     else:
         logger.info("llm-locust: %s %s @ %s; per-request log %s", run.api, run.model, run.host, run.recorder.csv_path)
+
+
+def _sample(run: LLMRun, runner: Any, log: bool) -> None:
+    """Feed the live time series; in headless runs also log one live line every ``LOG_EVERY`` samples."""
+    n = 0
+    while True:
+        gevent.sleep(SAMPLE_S)
+        point = run.live.sample(getattr(runner, "user_count", 0) or 0)
+        n += 1
+        if log and n % LOG_EVERY == 0:
+            total = run.live.total
+            logger.info(
+                "LLM live: %d requests (%d failed), last %gs: TTFT p50 %s, p95 %s, TPOT p50 %s, %.1f output tokens/s",
+                total.requests, total.failures, WINDOW_S, _ms(point["ttft_p50_ms"]), _ms(point["ttft_p95_ms"]),
+                _ms(point["tpot_p50_ms"]), point["output_tokens_per_s"],
+            )  # fmt: skip
+
+
+def _ms(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.1f} ms"
 
 
 def on_report_to_master(data: dict[str, Any], **_: Any) -> None:
@@ -294,6 +323,9 @@ def on_test_stop(environment: Any, **_: Any) -> None:
         _State.collector.reset(None)
         for reason in books["incomplete_reasons"]:
             logger.warning("Run incomplete: %s", reason)
+    if _State.sampler is not None:
+        _State.sampler.kill(block=False)
+        _State.sampler = None
     run.recorder.close()
     folder = run.recorder.csv_path.parent
     users = max(_State.peak_users, getattr(runner, "user_count", 0) or 0)

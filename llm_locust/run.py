@@ -52,6 +52,7 @@ class LLMRun:
     tokens: TokenCounter
     prices: PriceBook
     recorder: Recorder
+    live: Any = None  # the LiveView, on a local runner or a master
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     _prepared: dict[tuple[str, str, str], Prepared] = field(default_factory=dict)
     _protocols: dict[tuple[str, str], Protocol] = field(default_factory=dict)

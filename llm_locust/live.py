@@ -1,0 +1,181 @@
+"""The live view of a run: mergeable per-prompt summaries and a time series, for the console and the web UI.
+
+Reports at the end of a run use the exact per-request records (:mod:`llm_locust.report`). While a run goes, the
+web UI and the console want cheap answers every second or two, so :class:`LiveView` keeps, per prompt: counts,
+sums, min/max and log-bucket histograms (2 % relative resolution, so 0.02 ms at 1 ms: sub-millisecond) of TTFT,
+TPOT, ITL and E2E. Summaries merge by adding counts, so views from several processes combine exactly as far as the
+buckets go. A sampler adds a point every ``SAMPLE_S`` seconds to a time series of windowed TTFT p50/p95, TPOT p50,
+output tokens/s and the user count, which is what shows the knee of a ramp.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .record import STATUS_CANCELLED, STATUS_OK
+
+SAMPLE_S = 2.0
+WINDOW_S = 10.0
+MAX_POINTS = 3600
+_GROWTH = math.log(1.02)
+_FLOOR_MS = 0.001
+
+
+class Histogram:
+    """Log-bucket histogram of positive values in ms; ``quantile`` answers within 2 % of the exact value."""
+
+    __slots__ = ("counts", "n")
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.n = 0
+
+    def add(self, v: float) -> None:
+        b = int(math.log(max(v, _FLOOR_MS) / _FLOOR_MS) / _GROWTH)
+        self.counts[b] = self.counts.get(b, 0) + 1
+        self.n += 1
+
+    def add_many(self, values: np.ndarray) -> None:
+        if not len(values):
+            return
+        buckets = (np.log(np.maximum(values, _FLOOR_MS) / _FLOOR_MS) / _GROWTH).astype(np.int64)
+        keys, counts = np.unique(buckets, return_counts=True)
+        for k, c in zip(keys.tolist(), counts.tolist(), strict=True):
+            self.counts[k] = self.counts.get(k, 0) + c
+        self.n += int(len(values))
+
+    def merge(self, other: Histogram) -> None:
+        for k, c in other.counts.items():
+            self.counts[k] = self.counts.get(k, 0) + c
+        self.n += other.n
+
+    def quantile(self, q: float) -> float | None:
+        if not self.n:
+            return None
+        rank = q * (self.n - 1)
+        seen = 0
+        for k in sorted(self.counts):
+            seen += self.counts[k]
+            if seen > rank:
+                return _FLOOR_MS * math.exp((k + 0.5) * _GROWTH)  # bucket midpoint
+        return None
+
+
+@dataclass
+class Summary:
+    """Live summary of one group of requests (a prompt, or all of them)."""
+
+    requests: int = 0
+    failures: int = 0
+    cancelled: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    priced: int = 0
+    tps_sum: float = 0.0
+    tps_n: int = 0
+    ttft: Histogram = field(default_factory=Histogram)
+    tpot: Histogram = field(default_factory=Histogram)
+    itl: Histogram = field(default_factory=Histogram)
+    e2e: Histogram = field(default_factory=Histogram)
+
+    def add(self, r: dict[str, Any]) -> None:
+        status = r["status"]
+        if status == STATUS_CANCELLED:
+            self.cancelled += 1
+            return
+        self.requests += 1
+        if status != STATUS_OK:
+            self.failures += 1
+            return
+        self.input_tokens += r["input_tokens"] or 0
+        self.output_tokens += r["output_tokens"] or 0
+        if r["cost_usd"] is not None:
+            self.cost_usd += r["cost_usd"]
+            self.priced += 1
+        if r["output_tokens_per_s"] is not None:
+            self.tps_sum += r["output_tokens_per_s"]
+            self.tps_n += 1
+        for hist, key in ((self.ttft, "ttft_ms"), (self.tpot, "tpot_ms"), (self.e2e, "e2e_ms")):
+            if r[key] is not None:
+                hist.add(r[key])
+        if r["itl_us"]:
+            self.itl.add_many(np.frombuffer(r["itl_us"], dtype=np.int64) / 1000.0)
+
+    def merge(self, other: Summary) -> None:
+        for name in ("requests", "failures", "cancelled", "input_tokens", "output_tokens", "cost_usd", "priced",
+                     "tps_sum", "tps_n"):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("ttft", "tpot", "itl", "e2e"):
+            getattr(self, name).merge(getattr(other, name))
+
+    def row(self, name: str, elapsed_s: float | None) -> dict[str, Any]:
+        ok = self.requests - self.failures
+        return {
+            "name": name,
+            "requests": self.requests,
+            "failures": self.failures,
+            "ttft_p50_ms": self.ttft.quantile(0.5),
+            "ttft_p95_ms": self.ttft.quantile(0.95),
+            "ttft_p99_ms": self.ttft.quantile(0.99),
+            "tpot_p50_ms": self.tpot.quantile(0.5),
+            "tpot_p95_ms": self.tpot.quantile(0.95),
+            "itl_p95_ms": self.itl.quantile(0.95),
+            "e2e_p50_ms": self.e2e.quantile(0.5),
+            "tokens_per_s_request": self.tps_sum / self.tps_n if self.tps_n else None,
+            "tokens_per_s_run": self.output_tokens / elapsed_s if elapsed_s else None,
+            "input_tokens_mean": self.input_tokens / ok if ok else None,
+            "output_tokens_mean": self.output_tokens / ok if ok else None,
+            "cost_usd": self.cost_usd if self.priced else None,
+        }
+
+
+class LiveView:
+    """Per-prompt live summaries plus the windowed time series; feed it records with :meth:`add`."""
+
+    def __init__(self) -> None:
+        self.groups: dict[str, Summary] = {}
+        self.total = Summary()
+        self.started = time.time()
+        self.history: deque[dict[str, Any]] = deque(maxlen=MAX_POINTS)
+        self._window: deque[tuple[float, float | None, float | None, int]] = deque()
+
+    def add(self, r: dict[str, Any]) -> None:
+        group = self.groups.get(r["prompt"])
+        if group is None:
+            group = self.groups[r["prompt"]] = Summary()
+        group.add(r)
+        self.total.add(r)
+        if r["status"] == STATUS_OK:
+            self._window.append((time.time(), r["ttft_ms"], r["tpot_ms"], r["output_tokens"] or 0))
+
+    def rows(self) -> list[dict[str, Any]]:
+        elapsed = time.time() - self.started
+        rows = [g.row(name, elapsed) for name, g in self.groups.items()]
+        rows.append(self.total.row("Overall", elapsed))
+        return rows
+
+    def sample(self, users: int) -> dict[str, Any]:
+        """Add and return one time-series point over the last ``WINDOW_S`` seconds."""
+        now = time.time()
+        while self._window and self._window[0][0] < now - WINDOW_S:
+            self._window.popleft()
+        ttft = [w[1] for w in self._window if w[1] is not None]
+        tpot = [w[2] for w in self._window if w[2] is not None]
+        span = min(WINDOW_S, now - self.started) or 1.0
+        point = {
+            "time": round(now - self.started, 1),
+            "users": users,
+            "ttft_p50_ms": float(np.percentile(ttft, 50)) if ttft else None,
+            "ttft_p95_ms": float(np.percentile(ttft, 95)) if ttft else None,
+            "tpot_p50_ms": float(np.percentile(tpot, 50)) if tpot else None,
+            "output_tokens_per_s": sum(w[3] for w in self._window) / span,
+        }
+        self.history.append(point)
+        return point
