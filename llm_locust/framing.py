@@ -5,6 +5,7 @@ Two framings cover every LLM API we speak:
 * **SSE** (``text/event-stream``): ``data:`` lines are joined with ``\\n`` until a blank line ends the event,
   ``event:`` names it, lines starting with ``:`` are comments (DeepSeek's ``: keep-alive``) and are dropped.
 * **NDJSON** (Ollama's native API): every non-blank line is one event.
+* **JSON**: a whole non-streamed body is one event (custom endpoints that do not stream).
 
 A decoder's ``feed(t_ns, line)`` takes one raw line (bytes, with or without its line ending) and the monotonic
 time at which it arrived, and returns a finished ``(t_ns, event_name, data)`` or ``None``. The time of an event
@@ -73,4 +74,24 @@ class NDJSONDecoder:
         return None
 
 
-DECODERS = {"sse": SSEDecoder, "ndjson": NDJSONDecoder}
+class JSONBodyDecoder:
+    """A whole (non-streamed) JSON body: one event at the end, timed by the arrival of its last line."""
+
+    __slots__ = ("_t", "_lines")
+
+    def __init__(self) -> None:
+        self._t = 0
+        self._lines: list[bytes] = []
+
+    def feed(self, t_ns: int, line: bytes) -> Event | None:
+        self._t = t_ns
+        self._lines.append(line)
+        return None
+
+    def flush(self) -> Event | None:
+        data = b"".join(self._lines).strip()
+        self._lines = []
+        return (self._t, "", data) if data else None
+
+
+DECODERS = {"sse": SSEDecoder, "ndjson": NDJSONDecoder, "json": JSONBodyDecoder}

@@ -58,7 +58,9 @@ class StreamClock:
 
     def add(self, t_ns: int, text: str, reasoning: str, usage) -> None:  # type: ignore[no-untyped-def]
         if usage is not None:
-            self.usage = usage
+            # usage is cumulative where it repeats (Anthropic's message_delta, vLLM's continuous usage): keep the
+            # latest value of each field, never sum; a field a later chunk leaves out keeps its earlier value
+            self.usage = usage if self.usage is None else self.usage.merged(usage)
         if not (text or reasoning):
             return
         self.token_ns.append(t_ns)

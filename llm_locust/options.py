@@ -87,6 +87,23 @@ def add_arguments(parser: Any) -> None:
     )
     _add(
         g,
+        "--targets",
+        default=None,
+        env_var="LLM_TARGETS",
+        include_in_web_ui=False,
+        help="YAML file naming several endpoints to load side by side (see llm_locust/targets.py); replaces "
+        "--host/--llm-api/--model",
+    )
+    _add(
+        g,
+        "--template",
+        default=None,
+        env_var="LLM_TEMPLATE",
+        include_in_web_ui=False,
+        help="YAML template describing a custom REST endpoint, for --llm-api custom (see examples/)",
+    )
+    _add(
+        g,
         "--report-dir",
         default="reports",
         env_var="LLM_REPORT_DIR",

@@ -36,16 +36,17 @@ import locust
 from locust import events as locust_events
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
-from . import __version__, distributed
+from . import __version__, distributed, webui
 from .live import SAMPLE_S, WINDOW_S, LiveView
 from .options import DEFAULT_MOCK_MODEL, add_arguments
-from .pricing import PriceBook, PriceFileError, load_price_file
+from .pricing import PriceFileError, load_price_file
 from .prompts import PromptFileError, load_prompts
-from .protocols import get_protocol
+from .protocols import TemplateError, get_protocol
+from .protocols.custom import load_template
 from .recorder import Recorder
 from .report import render_console, summarize, write_reports
-from .run import ATTR, LLMRun, new_run_id
-from .tokens import TokenCounter
+from .run import ATTR, LLMRun, Target, new_run_id
+from .targets import TargetFileError, TargetSpec, load_targets
 
 logger = logging.getLogger("llm_locust")
 
@@ -104,17 +105,26 @@ def on_init(environment: Any, runner: Any = None, **_: Any) -> None:
         load_prompts(opts.prompt_file)
         if opts.prices:
             load_price_file(opts.prices)
-    except (PromptFileError, PriceFileError) as e:
+        if opts.targets:
+            load_targets(opts.targets)
+        if opts.llm_api == "custom" or opts.template:
+            if not opts.template:
+                raise TemplateError("--llm-api custom needs --template FILE describing the endpoint (see examples/)")
+            load_template(opts.template)
+    except (PromptFileError, PriceFileError, TargetFileError, TemplateError) as e:
         fail(str(e))
     if opts.token_limit is not None and opts.token_limit <= 0:
         fail(f"--token-limit must be a positive integer (got {opts.token_limit}); drop it to use the server's default")
     if opts.timeout <= 0:
         fail(f"--timeout must be a positive number of seconds (got {opts.timeout:g})")
-    if not environment.host:
+    if opts.targets:
+        pass  # the targets file names every endpoint
+    elif not environment.host:
         _start_mock(environment, opts)
     elif not opts.model and opts.headless:
         fail("--model is required with --host: name the model the endpoint serves (e.g. --model llama3)")
     _preload()
+    webui.register(environment)  # the LLM tab, charts and downloads, when this process has a web UI
 
 
 def _preload() -> None:
@@ -178,8 +188,10 @@ def _start_mock(environment: Any, opts: Any) -> None:
     logger.info("No --host given: started the embedded mock LLM server at %s (no API key, no internet)", url)
 
 
-def _build_run(environment: Any) -> LLMRun:
-    opts = environment.parsed_options
+def _target_specs(environment: Any, opts: Any) -> list[TargetSpec]:
+    """The run's endpoints: the --targets file, or the one made of --host, --llm-api and --model."""
+    if opts.targets:
+        return load_targets(opts.targets)
     host = environment.host or getattr(opts, "host", None)
     if not host:
         raise ValueError("no endpoint: pass --host URL (or leave it out to use the embedded mock server)")
@@ -187,10 +199,29 @@ def _build_run(environment: Any) -> LLMRun:
     if not model:
         raise ValueError("--model is required with --host: name the model the endpoint serves (e.g. --model llama3)")
     proto = get_protocol(opts.llm_api)
+    return [TargetSpec(name=opts.llm_api, api=opts.llm_api, host=host, model=model, key_env=proto.key_env)]
+
+
+def _build_run(environment: Any) -> LLMRun:
+    opts = environment.parsed_options
+    specs = _target_specs(environment, opts)
     token_limit = _optional_positive_int(opts.token_limit, "--token-limit")
     if isinstance(environment.runner, MasterRunner) and opts.api_key:
         opts.api_key = None  # typed into the web UI's form: never sent on to the workers
-    api_key = opts.api_key or (os.environ.get(proto.key_env) if proto.key_env else None) or None
+    targets = []
+    for spec in specs:
+        key = os.environ.get(spec.key_env) if spec.key_env else None
+        if len(specs) == 1 and opts.api_key:
+            key = opts.api_key
+        targets.append(
+            Target(
+                spec,
+                api_key=key or None,
+                price_file=opts.prices,
+                continuous_usage=opts.continuous_usage,
+                template=opts.template,
+            )
+        )
     run_id = new_run_id()
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
@@ -207,16 +238,10 @@ def _build_run(environment: Any) -> LLMRun:
         recorder = Recorder(folder / "requests.csv")
     return LLMRun(
         run_id=run_id,
-        api=opts.llm_api,
-        host=host,
-        model=model,
+        targets=targets,
         prompts=load_prompts(opts.prompt_file),
-        api_key=api_key,
         token_limit=token_limit,
         timeout=opts.timeout,
-        continuous_usage=opts.continuous_usage,
-        tokens=TokenCounter(model),
-        prices=PriceBook(host, opts.prices),
         recorder=recorder,
     )
 
@@ -239,7 +264,7 @@ def on_test_start(environment: Any, **_: Any) -> None:
         return
     try:
         run = _build_run(environment)
-    except (PromptFileError, PriceFileError, ValueError) as e:
+    except (PromptFileError, PriceFileError, TargetFileError, TemplateError, ValueError) as e:
         logger.error("llm-locust cannot start this run: %s", e)
         setattr(environment, ATTR, None)
         if environment.runner is not None:

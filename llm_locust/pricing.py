@@ -99,14 +99,23 @@ class PriceBook:
         return None
 
     def cost(
-        self, model: str, input_tokens: int | None, output_tokens: int | None, cached_tokens: int | None, start: float
+        self,
+        model: str,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cached_tokens: int | None,
+        start: float,
+        provider_id: str | None = None,
     ) -> tuple[float | None, str | None]:
+        """Price one request; ``provider_id`` (genai-prices' id) when known, else the provider is matched by the
+        endpoint's URL (so self-hosted endpoints stay unpriced)."""
         if input_tokens is None or output_tokens is None:
             return None, None
         rate = self._override(model)
         if rate is not None:
             return rate.cost(input_tokens, output_tokens, cached_tokens or 0), f"override:{self.price_file}"
-        if self._genai_version is None or model in self._unpriced:
+        key = f"{provider_id}/{model}"
+        if self._genai_version is None or key in self._unpriced:
             return None, None
         from genai_prices import Usage, calc_price
 
@@ -114,11 +123,12 @@ class PriceBook:
             calc = calc_price(
                 Usage(input_tokens=input_tokens, output_tokens=output_tokens, cache_read_tokens=cached_tokens or None),
                 model,
-                provider_api_url=self.host,
+                provider_id=provider_id,
+                provider_api_url=None if provider_id else self.host,
                 genai_request_timestamp=datetime.fromtimestamp(start, UTC),
             )
         except LookupError:
-            self._unpriced.add(model)
+            self._unpriced.add(key)
             logger.info("No price known for model %r at %s: cost is left empty (see --prices)", model, self.host)
             return None, None
         return float(calc.total_price), f"genai-prices=={self._genai_version}:{calc.provider.id}/{calc.model.id}"

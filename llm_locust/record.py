@@ -15,6 +15,7 @@ COLUMNS = (
     "timestamp",
     "request_id",
     "user",
+    "target",
     "api",
     "host",
     "model",
@@ -50,6 +51,9 @@ COLUMNS = (
     "cost_usd",
     "cost_source",
     "finish_reason",
+    "gateway_cache",
+    "gateway_step",
+    "gateway_log_id",
     "t0_ns",
 )
 

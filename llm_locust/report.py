@@ -80,21 +80,29 @@ def run_window(records: list[dict[str, Any]]) -> float | None:
 
 
 def summarize(records: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any]:
-    """The summary.json document: ``run``, ``prompts`` (one entry per prompt, in first-seen order), ``overall``."""
+    """The summary.json document: ``run``; ``prompts``, one entry per (target, prompt) in first-seen order;
+    ``targets``, one entry per target; ``overall``."""
     duration = run_window(records)
     run = {**run, "duration_s": duration}
-    names: list[str] = []
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    by_target: dict[str, list[dict[str, Any]]] = {}
     for r in records:
-        if r["prompt"] not in names:
-            names.append(r["prompt"])
-    prompts = []
-    for name in names:
-        entry = {"name": name, **_group_summary([r for r in records if r["prompt"] == name], duration)}
-        prompts.append(entry)
+        target = r.get("target") or r["api"]
+        groups.setdefault((target, r["prompt"]), []).append(r)
+        by_target.setdefault(target, []).append(r)
+    prompts = [{"name": p, "target": t, **_group_summary(rs, duration)} for (t, p), rs in groups.items()]
+    targets = [{"name": t, **_group_summary(rs, duration)} for t, rs in by_target.items()]
     overall = _group_summary(records, duration)
     overall["requests_per_s"] = overall["throughput"]["requests_per_s"]
     run["requests"] = overall["requests"]
-    return {"run": run, "prompts": prompts, "overall": overall}
+    return {"run": run, "prompts": prompts, "targets": targets, "overall": overall}
+
+
+def _label(summary: dict[str, Any], entry: dict[str, Any]) -> str:
+    """A prompt's name, prefixed by its target when the run has several."""
+    if len(summary.get("targets") or ()) > 1 and entry.get("target"):
+        return f"{entry['target']} / {entry['name']}"
+    return entry["name"]
 
 
 # ---------------------------------------------------------------- text
@@ -130,7 +138,8 @@ def render_text(summary: dict[str, Any]) -> str:
     if run.get("complete") is False:
         lines.append("INCOMPLETE: " + "; ".join(run.get("incomplete_reasons") or ["records are missing"]))
     for p in summary["prompts"]:
-        lines += ["", f'Prompt: "{p["name"]}"']
+        target = f" @ target {p['target']}" if len(summary.get("targets") or ()) > 1 else ""
+        lines += ["", f'Prompt: "{p["name"]}"{target}']
         lines.append(f"- Requests: {p['requests']} ({p['failures']} failed, {p['cancelled']} cancelled at stop)")
         if p["error_classes"]:
             lines.append("- Failures: " + ", ".join(f"{k} {v}" for k, v in sorted(p["error_classes"].items())))
@@ -226,15 +235,22 @@ CSV_STATS = ("ttft_ms", "ttft_text_ms", "tpot_ms", "itl_ms", "e2e_ms", "output_t
 
 
 def _csv_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    header = ["prompt", "requests", "successes", "failures", "cancelled"]
+    header = ["target", "prompt", "requests", "successes", "failures", "cancelled"]
     for m in CSV_STATS:
         header += [f"{m}_{k}" for k in STAT_KEYS]
     for m in ("input_tokens", "output_tokens", "total_tokens"):
         header += [f"{m}_mean", f"{m}_total"]
     header += ["cost_usd_mean", "cost_usd_total", "requests_per_s", "output_tokens_per_s_run"]
     rows = []
-    for p in [*summary["prompts"], {**summary["overall"], "name": "Overall"}]:
-        row: list[Any] = [p["name"], p["requests"], p["successes"], p["failures"], p["cancelled"]]
+    rows_in = [
+        *summary["prompts"],
+        *({**t, "target": t["name"], "name": "Overall"} for t in summary.get("targets") or ()),
+        {**summary["overall"], "target": "", "name": "Overall"},
+    ]
+    if len(summary.get("targets") or ()) < 2:  # one target: its row would repeat the overall row
+        rows_in = [*summary["prompts"], {**summary["overall"], "target": "", "name": "Overall"}]
+    for p in rows_in:
+        row: list[Any] = [p.get("target", ""), p["name"], p["requests"], p["successes"], p["failures"], p["cancelled"]]
         for m in CSV_STATS:
             row += [p[m][k] for k in STAT_KEYS]
         for m in ("input_tokens", "output_tokens", "total_tokens"):

@@ -1,8 +1,9 @@
 """Everything one test run needs, resolved once from the options at ``test_start``.
 
-A :class:`LLMRun` holds the prompts, the wire protocol, the model, the API key, the token counter, the price book
-and the recorder. It is built when a run starts (on a worker that is after the master's options have arrived) and
-hung on the Locust environment, where the users find it with :func:`current_run`.
+A :class:`LLMRun` holds the prompts, the targets, the limits and the recorder; a :class:`Target` holds what one
+endpoint needs: its wire protocol, model, API key, token counter, price book and the request bodies, serialised
+once. The run is built when a run starts (on a worker, after the master's options have arrived) and hung on the
+Locust environment, where the users find it with :func:`current_run`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from .pricing import PriceBook, Rate
 from .prompts import Prompt
 from .protocols import Protocol, get_protocol
+from .targets import TargetSpec
 from .tokens import TokenCounter
 
 if TYPE_CHECKING:
-    from .pricing import PriceBook
     from .recorder import Recorder
 
 ATTR = "llm_run"
@@ -38,73 +40,122 @@ class Prepared:
     input_tokens_local: int
 
 
-@dataclass
-class LLMRun:
-    run_id: str
-    api: str
-    host: str
-    model: str
-    prompts: list[Prompt]
-    api_key: str | None
-    token_limit: int | None
-    timeout: float
-    continuous_usage: bool
-    tokens: TokenCounter
-    prices: PriceBook
-    recorder: Recorder
-    live: Any = None  # the LiveView, on a local runner or a master
-    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    _prepared: dict[tuple[str, str, str], Prepared] = field(default_factory=dict)
-    _protocols: dict[tuple[str, str], Protocol] = field(default_factory=dict)
-    _ids: Any = field(default_factory=lambda: itertools.count(1))
-    _id_prefix: str = field(default_factory=lambda: f"{os.getpid():x}{secrets.token_hex(2)}")
+class Target:
+    """One endpoint of the run: protocol, model, key, tokenizer, prices and prepared requests."""
 
-    def __post_init__(self) -> None:
-        self._weights = [p.weight for p in self.prompts]
+    def __init__(
+        self,
+        spec: TargetSpec,
+        *,
+        api_key: str | None,
+        price_file: str | None,
+        continuous_usage: bool,
+        template: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.host = spec.host
+        self.model = spec.model
+        self.api_key = api_key
+        self.protocol: Protocol = get_protocol(spec.api)(
+            spec.host, spec.model, continuous_usage=continuous_usage, template=template
+        )
+        self.tokens = TokenCounter(spec.model)
+        self.prices = PriceBook(spec.host, price_file)
+        if spec.prices:
+            self.prices.rates.insert(0, Rate(spec.model, **spec.prices))
+            self.prices.price_file = f"targets:{spec.name}"
+        self._prepared: dict[str, Prepared] = {}
 
-    def pick(self, rng: random.Random | None = None) -> Prompt:
-        return (rng or random).choices(self.prompts, weights=self._weights)[0]
-
-    def protocol(self, api: str | None = None, host: str | None = None) -> Protocol:
-        key = (api or self.api, host or self.host)
-        proto = self._protocols.get(key)
-        if proto is None:
-            proto = get_protocol(key[0])(key[1], self.model, continuous_usage=self.continuous_usage)
-            self._protocols[key] = proto
-        return proto
-
-    def prepare(self, proto: Protocol, prompt: Prompt) -> Prepared:
-        key = (proto.name, proto.host, prompt.name)
-        prep = self._prepared.get(key)
+    def prepare(self, prompt: Prompt, default_limit: int | None) -> Prepared:
+        prep = self._prepared.get(prompt.name)
         if prep is None:
-            limit = prompt.token_limit or self.token_limit
+            proto = self.protocol
             headers = {
                 "Content-Type": "application/json",
                 "Accept": "application/x-ndjson" if proto.framing == "ndjson" else "text/event-stream",
                 "Accept-Encoding": "identity",
                 **proto.headers(self.api_key),
             }
-            body = json.dumps(proto.body(prompt, limit), ensure_ascii=False).encode()
+            body = json.dumps(proto.body(prompt, prompt.token_limit or default_limit), ensure_ascii=False).encode()
             local_in = self.tokens.count("\n".join(m["content"] for m in prompt.chat_messages()))
             prep = Prepared(proto.request_path(), body, headers, local_in)
-            self._prepared[key] = prep
+            self._prepared[prompt.name] = prep
         return prep
+
+
+@dataclass
+class LLMRun:
+    run_id: str
+    targets: list[Target]
+    prompts: list[Prompt]
+    token_limit: int | None
+    timeout: float
+    recorder: Recorder
+    live: Any = None  # the LiveView, on a local runner or a master
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+    _id_prefix: str = field(default_factory=lambda: f"{os.getpid():x}{secrets.token_hex(2)}")
+
+    def __post_init__(self) -> None:
+        self._weights = [p.weight for p in self.prompts]
+        # users are dealt to targets in turn, each target as often as its weight (rounded, at least once)
+        order = [t for t in self.targets for _ in range(max(1, round(t.spec.weight)))]
+        self._deal = itertools.cycle(order)
+
+    @property
+    def target(self) -> Target:
+        """The first (with one target: the only) target."""
+        return self.targets[0]
+
+    @property
+    def model(self) -> str:
+        return self.targets[0].model if len(self.targets) == 1 else ",".join(t.model for t in self.targets)
+
+    @property
+    def host(self) -> str:
+        return self.targets[0].host if len(self.targets) == 1 else ",".join(t.host for t in self.targets)
+
+    @property
+    def api(self) -> str:
+        apis = dict.fromkeys(t.protocol.name for t in self.targets)
+        return ",".join(apis)
+
+    def pick(self, rng: random.Random | None = None) -> Prompt:
+        return (rng or random).choices(self.prompts, weights=self._weights)[0]
+
+    def deal_target(self) -> Target:
+        return next(self._deal)
+
+    def target_for_api(self, api: str) -> Target:
+        """A target speaking ``api`` (for user classes that fix their protocol), made from the first target."""
+        for t in self.targets:
+            if t.protocol.name == api:
+                return t
+        base = self.targets[0]
+        spec = TargetSpec(name=api, api=api, host=base.host, model=base.model, key_env=base.spec.key_env)
+        key_env = get_protocol(api).key_env
+        api_key = base.api_key or (os.environ.get(key_env) if key_env else None)
+        target = Target(spec, api_key=api_key, price_file=base.prices.price_file, continuous_usage=False)
+        self.targets.append(target)
+        return target
 
     def warm_up(self) -> None:
         """Do every first-time cost (imports, tokenizer, price lookup, request bodies) before any stream is open,
         so that no user's first request stalls the event loop while other users are timing their streams."""
-        proto = self.protocol()
-        for prompt in self.prompts:
-            self.prepare(proto, prompt)
-        self.tokens.count("warm up")
-        self.prices.cost(self.model, 1, 1, 0, time.time())
+        for target in self.targets:
+            for prompt in self.prompts:
+                target.prepare(prompt, self.token_limit)
+            target.tokens.count("warm up")
+            provider_id, model = target.protocol.price_ref()
+            target.prices.cost(model, 1, 1, 0, time.time(), provider_id)
         import numpy  # noqa: F401  (the report's dependency, imported now rather than mid-run)
 
     def next_request_id(self) -> str:
         return f"{self._id_prefix}-{next(self._ids)}"
 
     def secrets(self) -> tuple[str, ...]:
-        return (self.api_key,) if self.api_key else ()
+        return tuple(t.api_key for t in self.targets if t.api_key)
 
 
 def new_run_id() -> str:

@@ -36,9 +36,8 @@ from .framing import DECODERS
 from .metrics import StreamClock, timing
 from .prompts import Prompt
 from .protocols import Protocol
-from .protocols.base import retry_after_seconds
 from .record import STATUS_CANCELLED, STATUS_FAILED, STATUS_OK
-from .run import LLMRun, current_run
+from .run import LLMRun, Target, current_run
 
 #: every status is "valid" to the HTTP client: we classify error statuses ourselves, with the body's message
 _ALL_STATUSES = frozenset(range(100, 600))
@@ -55,10 +54,13 @@ class LLMUser(FastHttpUser):
 
     def __init__(self, environment: Any) -> None:
         self.llm: LLMRun = current_run(environment)
+        self.target: Target = self.llm.target_for_api(self.api) if self.api else self.llm.deal_target()
+        if not self.host or self.host == environment.host:
+            self.host = self.target.host  # with several targets each user talks to its own
         self.network_timeout = self.connection_timeout = self.llm.timeout
         super().__init__(environment)
         self.client.client.valid_response_codes = _ALL_STATUSES
-        self.protocol: Protocol = self.llm.protocol(self.api, self.host)
+        self.protocol: Protocol = self.target.protocol
 
     @task
     def generate(self) -> None:
@@ -66,12 +68,15 @@ class LLMUser(FastHttpUser):
 
     def call(self, prompt: Prompt) -> dict[str, Any]:
         """Send one prompt, stream the answer, fire one request event; return the record."""
-        llm, proto = self.llm, self.protocol
-        prep = llm.prepare(proto, prompt)
+        llm, proto, target = self.llm, self.protocol, self.target
+        prep = target.prepare(prompt, llm.token_limit)
         request_id = llm.next_request_id()
         headers = {**prep.headers, "X-Request-Id": request_id}
         clock = StreamClock()
-        state: dict[str, Any] = {"error": None, "done": False, "status": None, "retry_after": None, "finish": None}
+        state: dict[str, Any] = {
+            "error": None, "done": False, "status": None, "retry_after": None, "finish": None, "proto": proto,
+            "fields": {},
+        }  # fmt: skip
         start_wall = time.time()
         record: dict[str, Any] | None = None
         timer = gevent.Timeout(llm.timeout)
@@ -93,7 +98,7 @@ class LLMUser(FastHttpUser):
                     state["error"] = state["error"] or errors.from_exception(e)
                 record = self._record(prompt, prep, request_id, start_wall, t0, clock, state, proto)
                 meta = resp.request_meta
-                meta["request_type"] = proto.name
+                meta["request_type"] = target.name
                 meta["response_time"] = record["e2e_ms"] if record["e2e_ms"] is not None else record["elapsed_ms"]
                 meta["response_length"] = record["output_tokens"] or 0
                 meta["context"] = {**meta.get("context", {}), "llm": record}
@@ -122,13 +127,18 @@ class LLMUser(FastHttpUser):
         status = resp.status_code
         state["status"] = status
         raw = resp._response
+        secrets = self.llm.secrets()
         if status >= 300:
             body = raw.read(_MAX_ERROR_BODY) if raw is not None else b""
-            retry = retry_after_seconds(resp.headers)
-            state["retry_after"] = retry
-            raise errors.from_status(status, errors.redact(proto.error_message(body), self.llm.secrets()), retry)
+            body = errors.redact(body.decode("utf-8", "replace"), secrets).encode()
+            error = proto.classify(status, body, resp.headers)
+            state["retry_after"] = error.retry_after_s
+            raise error
         if raw is None:
             raise errors.IncompleteStream("response has no body")
+        proto = proto.for_response(resp.headers)
+        state["proto"] = proto
+        state["fields"] = proto.response_fields(resp.headers)
         readline = raw.readline
         clock_ns = time.perf_counter_ns
         decoder = DECODERS[proto.framing]()
@@ -154,7 +164,7 @@ class LLMUser(FastHttpUser):
                 state["error"] = state["error"] or e
                 continue
             if delta.error is not None:
-                state["error"] = state["error"] or errors.StreamError(errors.redact(delta.error, self.llm.secrets()))
+                state["error"] = state["error"] or errors.StreamError(errors.redact(delta.error, secrets))
             add(event[0], delta.text, delta.reasoning, delta.usage)
             if delta.finish_reason:
                 finish = delta.finish_reason
@@ -162,6 +172,8 @@ class LLMUser(FastHttpUser):
                 done = True
             if not line:
                 break
+        if proto.ends_at_close and not line:
+            done = True  # a clean end of the body (a broken connection raises instead)
         state["done"] = done
         state["finish"] = finish
         if state["error"] is None and not done:
@@ -181,33 +193,40 @@ class LLMUser(FastHttpUser):
         proto: Protocol,
     ) -> dict[str, Any]:
         t_end = time.perf_counter_ns()
-        llm = self.llm
+        proto = state["proto"]  # the protocol that answered (differs from the request's on a gateway fallback)
+        target = self.target
         usage = clock.usage
         text = "".join(clock.text) + "".join(clock.reasoning)
-        out_local = llm.tokens.count(text) if clock.token_ns else 0
+        out_local = target.tokens.count(text) if clock.token_ns else 0
         out_server = usage.output_tokens if usage is not None else None
         in_server = usage.input_tokens if usage is not None else None
         if out_server is not None:
             n_out, out_src = out_server, "server"
         else:
-            n_out, out_src = out_local, llm.tokens.source
+            n_out, out_src = out_local, target.tokens.source
         if in_server is not None:
             n_in, in_src = in_server, "server"
         else:
-            n_in, in_src = prep.input_tokens_local, llm.tokens.source
+            n_in, in_src = prep.input_tokens_local, target.tokens.source
         t = timing(t0, clock, n_out)
         cached = usage.cached_tokens if usage is not None else None
         error: LLMError | None = state["error"]
         ok = error is None
-        cost, cost_src = llm.prices.cost(llm.model, n_in, n_out, cached, start_wall) if ok or n_out else (None, None)
+        provider_id, price_model = proto.price_ref()
+        cost, cost_src = (
+            target.prices.cost(price_model, n_in, n_out, cached, start_wall, provider_id)
+            if ok or n_out
+            else (None, None)
+        )
         itl = t.itl_us
         return {
             "timestamp": datetime.fromtimestamp(start_wall, UTC).isoformat(timespec="milliseconds"),
             "request_id": request_id,
             "user": type(self).__name__,
+            "target": target.name,
             "api": proto.name,
-            "host": proto.host,
-            "model": llm.model,
+            "host": target.host,
+            "model": proto.model,
             "prompt": prompt.name,
             "status": STATUS_OK if ok else STATUS_FAILED,
             "error_class": None if ok else error.error_class,
@@ -233,7 +252,7 @@ class LLMUser(FastHttpUser):
             "output_tokens_source": out_src,
             "output_tokens_server": out_server,
             "output_tokens_local": out_local,
-            "local_tokens_source": llm.tokens.source,
+            "local_tokens_source": target.tokens.source,
             "reasoning_tokens": usage.reasoning_tokens if usage is not None else None,
             "cached_tokens": cached,
             "total_tokens": n_in + n_out if n_in is not None and n_out is not None else None,
@@ -241,6 +260,7 @@ class LLMUser(FastHttpUser):
             "cost_source": cost_src,
             "finish_reason": state["finish"],
             "t0_ns": t0,
+            **state["fields"],
             "itl_us": itl.tobytes(),  # bytes, not the array: keeps the record dict out of the GC's sight
         }
 

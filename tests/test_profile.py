@@ -98,7 +98,7 @@ def test_no_host_starts_the_mock_server_and_writes_all_reports(locust_run):
     assert text.startswith("Benchmark Results for mock-model @ http://127.0.0.1:")
     assert "Summary Metrics (Average)" in text and "Time to First Token:" in text and " ms" in text
     csv_lines = (run.folder / "summary.csv").read_text().splitlines()
-    assert csv_lines[-1].startswith("Overall,")
+    assert csv_lines[0].startswith("target,prompt,") and csv_lines[-1].startswith(",Overall,")
     assert len(csv_lines) == 1 + len(run.summary()["prompts"]) + 1
 
 

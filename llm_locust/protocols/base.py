@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 from urllib.parse import urlsplit
 
-from ..errors import MalformedChunk
+from .. import gateway
+from ..errors import LLMError, MalformedChunk, from_status
 from ..prompts import Prompt
 
 
@@ -27,6 +28,15 @@ class Usage:
     output_tokens: int | None = None
     reasoning_tokens: int | None = None
     cached_tokens: int | None = None
+
+    def merged(self, later: Usage) -> Usage:
+        """This usage updated with the fields ``later`` reports."""
+        return Usage(
+            later.input_tokens if later.input_tokens is not None else self.input_tokens,
+            later.output_tokens if later.output_tokens is not None else self.output_tokens,
+            later.reasoning_tokens if later.reasoning_tokens is not None else self.reasoning_tokens,
+            later.cached_tokens if later.cached_tokens is not None else self.cached_tokens,
+        )
 
 
 class Delta(NamedTuple):
@@ -77,32 +87,62 @@ class Protocol:
     """Base class of the wire protocols. Subclasses set the class attributes and implement the methods."""
 
     name: ClassVar[str]
-    #: ``sse`` or ``ndjson``
+    #: ``sse``, ``ndjson`` or ``json`` (see :mod:`llm_locust.framing`)
     framing: ClassVar[str] = "sse"
+    #: the stream has no end marker: a clean end of the body completes it (Gemini, some custom endpoints)
+    ends_at_close: ClassVar[bool] = False
     #: path appended to the host (overlap with a path already in the host is removed, see ``request_path``)
     path: ClassVar[str]
     #: environment variable that holds the API key by convention
     key_env: ClassVar[str | None] = None
     #: short description for ``--help``
     summary: ClassVar[str] = ""
+    #: genai-prices provider id of a provider-specific API (priced even on a test server); ``None``: match the host
+    price_provider: ClassVar[str | None] = None
 
-    def __init__(self, host: str, model: str, *, continuous_usage: bool = False) -> None:
+    def __init__(self, host: str, model: str, *, continuous_usage: bool = False, **_: Any) -> None:
         self.host = host
         self.model = model
         self.continuous_usage = continuous_usage
 
     def request_path(self) -> str:
-        """The path to request, given that the host may already hold part of it (``http://h/v1``) or all of it."""
+        """The path to request, given that the host may already hold part of it (``http://h/v1``) or all of it.
+
+        ``path`` may name ``{model}``; through a Cloudflare AI Gateway the gateway's own path rules apply."""
+        override = gateway.path_for(self.host, self.name, self.model)
+        path, _, query = (override or self.path.format(model=self.model)).partition("?")
         base = [s for s in urlsplit(self.host).path.split("/") if s]
-        want = [s for s in self.path.split("/") if s]
+        want = [s for s in path.split("/") if s]
         for k in range(min(len(base), len(want)), 0, -1):
             if base[-k:] == want[:k]:
                 want = want[k:]
                 break
-        return "/" + "/".join(want) if want else ""
+        joined = "/" + "/".join(want) if want else ""
+        return f"{joined}?{query}" if query else joined
 
     def headers(self, api_key: str | None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        if gateway.is_gateway(self.host):
+            headers.update(gateway.request_headers())
+        return headers
+
+    def for_response(self, headers: Any) -> Protocol:
+        """The protocol that parses this response (the universal gateway endpoint picks by the step that answered)."""
+        return self
+
+    def response_fields(self, headers: Any) -> dict[str, Any]:
+        """Extra per-request fields read from the response headers (the gateway's cache status, step, log id)."""
+        return gateway.response_fields(headers) if gateway.is_gateway(self.host) else {}
+
+    def price_ref(self) -> tuple[str | None, str]:
+        """(genai-prices provider id or ``None`` to match by the host URL, model name) for pricing."""
+        if gateway.is_gateway(self.host):
+            return gateway.price_ref(self.host, self.model)
+        return self.price_provider, self.model
+
+    def classify(self, status: int, body: bytes, headers: Any) -> LLMError:
+        """The error class of an HTTP error response, with the provider's message and retry hint."""
+        return from_status(status, self.error_message(body), retry_after_seconds(headers))
 
     def body(self, prompt: Prompt, max_tokens: int | None) -> dict[str, Any]:
         raise NotImplementedError
