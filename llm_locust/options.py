@@ -87,6 +87,15 @@ def add_arguments(parser: Any) -> None:
     )
     _add(
         g,
+        "--max-requests",
+        type=int,
+        default=None,
+        env_var="LLM_MAX_REQUESTS",
+        help="Send exactly N requests to each target, the prompts in file order, then stop (per load-generator "
+        "process). With fewer users than targets the targets are served one after the other",
+    )
+    _add(
+        g,
         "--targets",
         default=None,
         env_var="LLM_TARGETS",

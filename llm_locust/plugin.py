@@ -115,6 +115,8 @@ def on_init(environment: Any, runner: Any = None, **_: Any) -> None:
         fail(str(e))
     if opts.token_limit is not None and opts.token_limit <= 0:
         fail(f"--token-limit must be a positive integer (got {opts.token_limit}); drop it to use the server's default")
+    if opts.max_requests is not None and opts.max_requests <= 0:
+        fail(f"--max-requests must be a positive integer (got {opts.max_requests})")
     if opts.timeout <= 0:
         fail(f"--timeout must be a positive number of seconds (got {opts.timeout:g})")
     if opts.targets:
@@ -243,6 +245,8 @@ def _build_run(environment: Any) -> LLMRun:
         token_limit=token_limit,
         timeout=opts.timeout,
         recorder=recorder,
+        max_requests=_optional_positive_int(opts.max_requests, "--max-requests"),
+        users=_optional_positive_int(getattr(opts, "num_users", None), "--users"),
     )
 
 

@@ -90,7 +90,12 @@ def summarize(records: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, A
         target = r.get("target") or r["api"]
         groups.setdefault((target, r["prompt"]), []).append(r)
         by_target.setdefault(target, []).append(r)
-    prompts = [{"name": p, "target": t, **_group_summary(rs, duration)} for (t, p), rs in groups.items()]
+    t_order = {t: i for i, t in enumerate(by_target)}
+    p_order: dict[str, int] = {}
+    for _, p in groups:
+        p_order.setdefault(p, len(p_order))
+    keys = sorted(groups, key=lambda k: (t_order[k[0]], p_order[k[1]]))  # by target, then prompt
+    prompts = [{"name": p, "target": t, **_group_summary(groups[(t, p)], duration)} for t, p in keys]
     targets = [{"name": t, **_group_summary(rs, duration)} for t, rs in by_target.items()]
     overall = _group_summary(records, duration)
     overall["requests_per_s"] = overall["throughput"]["requests_per_s"]
@@ -190,10 +195,12 @@ def render_console(summary: dict[str, Any], folder: Path | None) -> str:
         "cost $",
     )
     rows = []
-    for p in [*summary["prompts"], {**summary["overall"], "name": "Overall"}]:
+    multi = len(summary.get("targets") or ()) > 1
+    targets = [{**t, "target": t["name"], "name": "Overall"} for t in summary["targets"]] if multi else []
+    for p in [*summary["prompts"], *targets, {**summary["overall"], "name": "Overall"}]:
         rows.append(
             (
-                p["name"][:28],
+                (_label(summary, p) if p.get("target") else p["name"])[:44],
                 str(p["requests"]),
                 str(p["failures"]),
                 _ms(p["ttft_ms"]["p50"]),

@@ -14,6 +14,7 @@ import os
 import random
 import secrets
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ ATTR = "llm_run"
 class Prepared:
     """A prompt turned into bytes once, so nothing is serialised on the request path."""
 
-    path: str
+    url: str  # absolute: a user may talk to several targets
     body: bytes
     headers: dict[str, str]
     input_tokens_local: int
@@ -79,9 +80,31 @@ class Target:
             }
             body = json.dumps(proto.body(prompt, prompt.token_limit or default_limit), ensure_ascii=False).encode()
             local_in = self.tokens.count("\n".join(m["content"] for m in prompt.chat_messages()))
-            prep = Prepared(proto.request_path(), body, headers, local_in)
+            prep = Prepared(self.host.rstrip("/") + proto.request_path(), body, headers, local_in)
             self._prepared[prompt.name] = prep
         return prep
+
+
+class Plan:
+    """A fixed number of requests per target (``--max-requests``): each target's prompts in file order, again and
+    again, N requests in all. Users bound to a target take its next prompt; unbound users (fewer users than
+    targets) drain the targets one after the other."""
+
+    def __init__(self, targets: list[Target], prompts: list[Prompt], n: int) -> None:
+        self.targets = targets
+        self.queues = {t.name: deque(prompts[i % len(prompts)] for i in range(n)) for t in targets}
+        self.in_flight = 0
+
+    def take(self, target: Target | None) -> tuple[Target, Prompt] | None:
+        for t in [target] if target is not None else self.targets:
+            queue = self.queues.get(t.name)
+            if queue:
+                return t, queue.popleft()
+        return None
+
+    @property
+    def done(self) -> bool:
+        return self.in_flight == 0 and not any(self.queues.values())
 
 
 @dataclass
@@ -92,6 +115,8 @@ class LLMRun:
     token_limit: int | None
     timeout: float
     recorder: Recorder
+    max_requests: int | None = None
+    users: int | None = None  # the run's user count where known (headless); decides whether users bind to targets
     live: Any = None  # the LiveView, on a local runner or a master
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -102,6 +127,9 @@ class LLMRun:
         # users are dealt to targets in turn, each target as often as its weight (rounded, at least once)
         order = [t for t in self.targets for _ in range(max(1, round(t.spec.weight)))]
         self._deal = itertools.cycle(order)
+        self.plan = Plan(self.targets, self.prompts, self.max_requests) if self.max_requests else None
+        #: users stick to one target unless a fixed plan has fewer users than targets
+        self.bind_users = self.plan is None or (self.users or 0) >= len(self.targets)
 
     @property
     def target(self) -> Target:

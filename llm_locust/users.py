@@ -29,6 +29,7 @@ from typing import Any
 import gevent
 from gevent import GreenletExit
 from locust import FastHttpUser, task
+from locust.exception import StopUser
 
 from . import errors
 from .errors import LLMError
@@ -64,7 +65,24 @@ class LLMUser(FastHttpUser):
 
     @task
     def generate(self) -> None:
-        self.call(self.llm.pick())
+        plan = self.llm.plan
+        if plan is None:
+            self.call(self.llm.pick())
+            return
+        job = plan.take(self.target if self.llm.bind_users else None)
+        if job is None:  # this user's share of --max-requests is done
+            if plan.done:
+                gevent.spawn(self.environment.runner.quit)
+            raise StopUser()
+        self.target, prompt = job
+        self.protocol = self.target.protocol
+        plan.in_flight += 1
+        try:
+            self.call(prompt)
+        finally:
+            plan.in_flight -= 1
+            if plan.done:
+                gevent.spawn(self.environment.runner.quit)
 
     def call(self, prompt: Prompt) -> dict[str, Any]:
         """Send one prompt, stream the answer, fire one request event; return the record."""
@@ -84,7 +102,7 @@ class LLMUser(FastHttpUser):
         t0 = time.perf_counter_ns()
         try:
             with self.client.request(
-                "POST", prep.path, data=prep.body, headers=headers, stream=True, catch_response=True, name=prompt.name
+                "POST", prep.url, data=prep.body, headers=headers, stream=True, catch_response=True, name=prompt.name
             ) as resp:
                 try:
                     self._read(resp, proto, clock, state)

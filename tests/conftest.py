@@ -79,6 +79,11 @@ class LocustRun:
         with (self.folder / "requests.csv").open(newline="") as f:
             return list(csv.DictReader(f))
 
+    def locust_entries(self) -> list[dict]:
+        """Locust's own final request statistics entries (from --json-file)."""
+        assert self.stats_file is not None, "run with json_stats=True"
+        return json.loads(self.stats_file.read_text())
+
     def locust_stats(self) -> dict[str, dict]:
         """Locust's own final request statistics (from --json-file), by name, plus an "Aggregated" total."""
         assert self.stats_file is not None, "run with json_stats=True"
