@@ -31,9 +31,10 @@ def _check_books(run, mock) -> list[dict]:
     summary = run.summary()
     assert summary["overall"]["requests"] == len(done)
     assert summary["overall"]["cancelled"] == len(rows) - len(done)
-    sent = mock.sent()
-    assert len(sent) == len(rows), "every request the server saw is in requests.csv"
-    assert {s["request_id"] for s in sent} == {r["request_id"] for r in rows}
+    sent = {s["request_id"] for s in mock.sent()}
+    assert sent <= {r["request_id"] for r in rows}, "every request the server saw is in requests.csv"
+    # and every completed request reached the server (one cancelled at the very start may not have)
+    assert {r["request_id"] for r in done} <= sent
     return rows
 
 

@@ -1,0 +1,108 @@
+"""Settings of the mock LLM server: the :class:`MockConfig` dataclass and its command line.
+
+Every field of :class:`MockConfig` is also a CLI flag of ``python -m llm_locust.mockserver``
+with the same name (underscores become dashes: ``ttft_ms`` -> ``--ttft-ms``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, fields
+
+from llm_locust.mockserver.faults import FAULT_KINDS
+
+
+@dataclass
+class MockConfig:
+    """How the mock server behaves. All times are in milliseconds unless the name says otherwise."""
+
+    host: str = "127.0.0.1"
+    port: int = 0  # 0 = let the OS pick a free port
+    ttft_ms: float = 50.0  # time from the request being read to the first token
+    itl_ms: float = 10.0  # inter-token latency, per token (a chunk of k tokens follows k * itl_ms later)
+    output_tokens: int = 64  # tokens per response, unless the request asks for fewer
+    tokens_per_chunk: int = 1  # tokens carried by each streamed chunk
+    jitter_ms: float = 0.0  # uniform +-jitter added to every scheduled send time (deterministic per request)
+    seed: int = 0  # seed of the jitter; request number n uses random.Random(f"{seed}:{n}")
+    continuous_usage: bool = False  # every streamed chunk carries the cumulative usage (vLLM style)
+    reasoning_tokens: int = 0  # the first R output tokens are reasoning ("thinking") tokens
+    keepalive_ms: float = 0.0  # SSE ": keep-alive" comment every K ms while waiting for the first token; 0 = off
+    send_log: str | None = None  # append one JSON line per generation request to this file
+    fault: str | None = None  # one of FAULT_KINDS, or None
+    fault_every: int = 1  # fault generation requests number N, 2N, 3N, ... (global counter from 1)
+    fault_after_tokens: int = 2  # tokens sent before a mid-stream fault
+    retry_after: int = 2  # seconds, for the Retry-After header of status-429
+    verbose: bool = False  # log every request to stderr
+
+    def __post_init__(self) -> None:
+        if self.fault is not None and self.fault not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.fault!r}; choose from {', '.join(FAULT_KINDS)}")
+        for name in ("ttft_ms", "itl_ms", "jitter_ms", "keepalive_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        for name in ("output_tokens", "reasoning_tokens", "fault_after_tokens", "retry_after", "port"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.tokens_per_chunk < 1:
+            raise ValueError("tokens_per_chunk must be >= 1")
+        if self.fault_every < 1:
+            raise ValueError("fault_every must be >= 1")
+
+
+_HELP = {
+    "host": "address to listen on (default %(default)s)",
+    "port": "port to listen on; 0 picks a free port (default %(default)s)",
+    "ttft_ms": "time to first token in ms, from the request being fully read (default %(default)s)",
+    "itl_ms": "inter-token latency in ms, per token (default %(default)s)",
+    "output_tokens": "output tokens per response; the request's max_tokens / num_predict can lower it "
+    "(default %(default)s)",
+    "tokens_per_chunk": "tokens per streamed chunk; chunks are tokens_per_chunk * itl_ms apart (default %(default)s)",
+    "jitter_ms": "uniform +-jitter in ms added to every scheduled send time, seeded per request (default %(default)s)",
+    "seed": "seed of the jitter (default %(default)s)",
+    "continuous_usage": "every streamed chunk carries the cumulative usage so far (vLLM continuous_usage_stats)",
+    "reasoning_tokens": "the first R output tokens are reasoning tokens (reasoning_content / thinking) "
+    "(default %(default)s)",
+    "keepalive_ms": "send an SSE ': keep-alive' comment every K ms before the first token; 0 = off "
+    "(default %(default)s)",
+    "send_log": "append one JSON line per generation request (real monotonic send times) to FILE",
+    "fault": "inject a fault: " + ", ".join(FAULT_KINDS),
+    "fault_every": "fault generation requests number N, 2N, 3N, ... (default %(default)s = every request)",
+    "fault_after_tokens": "tokens sent before a mid-stream fault (default %(default)s)",
+    "retry_after": "Retry-After seconds sent with status-429 (default %(default)s)",
+    "verbose": "log every request to stderr",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of ``python -m llm_locust.mockserver``; one flag per :class:`MockConfig` field."""
+    parser = argparse.ArgumentParser(
+        prog="python -m llm_locust.mockserver",
+        description="Deterministic fake LLM inference server (OpenAI and Ollama wire formats) for load tests.",
+    )
+    defaults = MockConfig()
+    for f in fields(MockConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        kwargs: dict = {"dest": f.name, "default": default, "help": _HELP[f.name]}
+        if isinstance(default, bool):
+            kwargs["action"] = "store_true"
+        elif f.name == "fault":
+            kwargs["choices"] = FAULT_KINDS
+            kwargs["metavar"] = "KIND"
+        elif f.name == "send_log":
+            kwargs["metavar"] = "FILE"
+        else:
+            kwargs["type"] = type(default)
+        parser.add_argument(flag, **kwargs)
+    return parser
+
+
+def config_from_args(argv: list[str] | None = None) -> MockConfig:
+    """Parse CLI arguments (default: ``sys.argv[1:]``) into a :class:`MockConfig`."""
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    try:
+        return MockConfig(**vars(ns))
+    except ValueError as exc:
+        parser.error(str(exc))
+        raise  # unreachable: parser.error exits

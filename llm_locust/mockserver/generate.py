@@ -1,0 +1,262 @@
+"""The driver of one generation request: fault, schedule, and writing the reply on the connection.
+
+Protocol-independent: it follows the :class:`~llm_locust.mockserver.script.Script` (what to send and
+when), lets the route's :class:`~llm_locust.mockserver.wire.WireProtocol` render every event, writes
+each event as one HTTP chunk and records the real send times in a
+:class:`~llm_locust.mockserver.sendlog.SendRecord`.
+
+Faults (see ``faults.py``) in a streamed reply: ``status-*`` answers at once with the protocol's error
+body; ``midstream-error`` sends ``fault_after_tokens`` tokens (all of them if the reply is shorter),
+then the protocol's in-stream error event and ends the stream (no ``[DONE]``); ``malformed`` sends a
+broken event after that many tokens and then carries on normally; ``disconnect`` closes the socket
+after them without the terminating chunk; ``hang`` never answers. In a non-streamed reply the
+mid-stream faults happen at the time the ``fault_after_tokens``-th token is due: ``midstream-error``
+gives HTTP 500 with the error body, ``malformed`` HTTP 200 with a broken JSON body, ``disconnect``
+a response head and half a body, then the socket is closed.
+
+While it waits for the first token (or for a non-streamed reply) the driver watches the socket, so a
+request the client gives up on ends at once (``aborted`` in the send log) rather than at its next send.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from llm_locust.mockserver.config import MockConfig
+from llm_locust.mockserver.faults import HANG, HANG_SECONDS, MIDSTREAM_FAULTS, STATUS_FAULTS, fault_for
+from llm_locust.mockserver.http import Connection, Request
+from llm_locust.mockserver.script import Chunk, Script, make_script, sleep_until, token_text
+from llm_locust.mockserver.sendlog import SendRecord
+from llm_locust.mockserver.wire import GenRequest, Reply, RequestError, StreamEncoder, WireProtocol
+
+MIDSTREAM_MESSAGE = "The server had an error while generating the response (mock midstream-error fault)."
+
+
+def _loads(body: bytes) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(body) if body.strip() else {}
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def run_generation(
+    cfg: MockConfig, stats: dict[str, int], conn: Connection, req: Request, proto: WireProtocol, seq: int
+) -> tuple[bool, SendRecord]:
+    """Answer generation request number ``seq``; returns (keep the connection open?, the send record).
+
+    If the client goes away in the middle of the reply the record is marked ``aborted``.
+    """
+    request_id = req.headers.get("x-request-id") or f"mock-{seq}"
+    rec = SendRecord(request_id, seq, req.path, req.t_recv_ns, keep_times=cfg.send_log is not None)
+    try:
+        keep = _run(cfg, stats, conn, req, proto, seq, rec)
+    except OSError:  # the client went away before the reply began
+        keep, rec.aborted = False, True
+    rec.t_end_ns = time.perf_counter_ns()
+    return keep, rec
+
+
+def _run(
+    cfg: MockConfig, stats: dict[str, int], conn: Connection, req: Request, proto: WireProtocol, seq: int,
+    rec: SendRecord,
+) -> bool:  # fmt: skip
+    request_id = rec.request_id
+    keep = req.keep_alive
+    extra = [("X-Request-Id", request_id)]
+    body = _loads(req.body)
+    model = str((body or {}).get("model") or "mock-model")
+    rec.model = model
+    fault = fault_for(cfg.fault, cfg.fault_every, seq)
+
+    if fault in STATUS_FAULTS:
+        status = STATUS_FAULTS[fault]
+        if status == 429:
+            extra.append(("Retry-After", str(cfg.retry_after)))
+        stats["faults"] += 1
+        rec.fault, rec.status = fault, status
+        rec.t_headers_ns = time.perf_counter_ns()
+        conn.send_response(status, proto.error_body(status, model), headers=extra, keep_alive=keep)
+        return keep
+    if fault == HANG:
+        stats["faults"] += 1
+        rec.fault = fault
+        conn.wait_for_close(HANG_SECONDS)
+        return False
+
+    try:
+        if body is None:
+            raise RequestError("the request body must be a JSON object")
+        greq = proto.parse(body)
+    except RequestError as exc:
+        rec.status = 400
+        rec.t_headers_ns = time.perf_counter_ns()
+        conn.send_response(400, proto.error_body(400, model, str(exc)), headers=extra, keep_alive=keep)
+        return keep
+    if cfg.continuous_usage:
+        greq.continuous_usage = True
+    if fault is not None:
+        stats["faults"] += 1
+        rec.fault = fault
+    rec.model, rec.stream, rec.prompt_tokens = greq.model, greq.stream, greq.prompt_tokens
+    script = make_script(cfg, req.t_recv_ns, seq, greq.limit, proto.supports_reasoning)
+    rec.finish_reason = script.finish_reason
+    reply = Reply(seq, request_id, int(time.time()), greq.prompt_tokens, req.t_recv_ns)
+    try:
+        if greq.stream:
+            keep = _stream(cfg, stats, conn, proto, greq, reply, script, fault, rec, extra, keep)
+        else:
+            keep = _whole(cfg, stats, conn, proto, greq, reply, script, fault, rec, extra, keep)
+    except OSError:  # the client went away
+        keep, rec.aborted, rec.finish_reason = False, True, None
+        _finish_times(rec, reply)
+    return keep
+
+
+def _stream(
+    cfg: MockConfig, stats: dict[str, int], conn: Connection, proto: WireProtocol, greq: GenRequest,
+    reply: Reply, script: Script, fault: str | None, rec: SendRecord, extra: list[tuple[str, str]], keep: bool,
+) -> bool:  # fmt: skip
+    enc = proto.encoder(greq, reply)
+    rec.status = 200
+    rec.t_headers_ns = time.perf_counter_ns()
+    conn.start_chunked(200, proto.stream_content_type, extra, keep)
+    send_chunk = conn.send_chunk
+    for event in enc.opening():
+        send_chunk(event)
+
+    if cfg.keepalive_ms > 0 and enc.keepalive is not None:
+        period = max(int(cfg.keepalive_ms * 1e6), 1)
+        due = rec.t_recv_ns + period
+        while due < script.first_target_ns:
+            _sleep_watching(conn, due)
+            send_chunk(enc.keepalive)
+            rec.keepalives += 1
+            due += period
+    _sleep_watching(conn, script.first_target_ns)
+
+    chunks = script.chunks()
+    _send_tokens(stats, send_chunk, enc, chunks, rec, cfg.fault_after_tokens if fault in MIDSTREAM_FAULTS else None)
+    if fault == "midstream-error":
+        send_chunk(enc.error(MIDSTREAM_MESSAGE))
+        conn.end_chunked()
+    elif fault == "disconnect":
+        keep = False
+        conn.close(abort=True)
+    else:
+        if fault == "malformed":
+            send_chunk(enc.malformed())
+            _send_tokens(stats, send_chunk, enc, chunks, rec, None)
+        sleep_until(script.first_target_ns)  # a reply without tokens still takes ttft
+        _finish_times(rec, reply)
+        for event in enc.closing(script.finish_reason, rec.tokens, rec.reasoning_tokens):
+            send_chunk(event)
+        conn.end_chunked()
+        return keep
+    _finish_times(rec, reply)
+    rec.finish_reason = None
+    return keep
+
+
+def _send_tokens(
+    stats: dict[str, int],
+    send_chunk: Callable[[bytes], None],
+    enc: StreamEncoder,
+    chunks: Iterator[Chunk],
+    rec: SendRecord,
+    stop_at: int | None,
+) -> None:
+    """Send each chunk at its target time (the hot loop); return early once ``stop_at`` tokens are sent.
+
+    Every send time is kept in ``rec.token_send_ns`` only if ``rec.keep_times`` (there is a send log).
+    """
+    times = rec.token_send_ns if rec.keep_times else None
+    perf = time.perf_counter_ns
+    done, reasoning = rec.tokens, rec.reasoning_tokens
+    if stop_at is not None and done >= stop_at:
+        return
+    for chunk in chunks:
+        sleep_until(chunk.target_ns)
+        done += chunk.count
+        if chunk.reasoning:
+            reasoning += chunk.count
+        data = enc.tokens(token_text(chunk.start, chunk.count), chunk.reasoning, done, reasoning)
+        t = perf()
+        send_chunk(data)
+        if rec.t_first_token_ns is None:
+            rec.t_first_token_ns = t
+        rec.t_last_token_ns = t
+        rec.chunks += 1
+        if times is not None:
+            times.append(t)
+        rec.tokens, rec.reasoning_tokens = done, reasoning
+        stats["tokens"] += chunk.count
+        stats["chunks"] += 1
+        if stop_at is not None and done >= stop_at:
+            return
+
+
+def _sleep_watching(conn: Connection, target_ns: int) -> None:
+    """Like ``sleep_until``, but raise ``ConnectionResetError`` as soon as the client closes the connection.
+
+    Used for the long waits (time to first token, a non-streamed reply) so that a request the
+    client gave up on ends (and reaches the send log) at once, not at its next send.
+    """
+    remaining = target_ns - time.perf_counter_ns()
+    if remaining > 0 and conn.peer_closed_within(remaining * 1e-9):
+        raise ConnectionResetError("the client closed the connection")
+    sleep_until(target_ns)
+
+
+def _finish_times(rec: SendRecord, reply: Reply) -> None:
+    reply.t_first_token_ns, reply.t_last_token_ns = rec.t_first_token_ns, rec.t_last_token_ns
+
+
+def _whole(
+    cfg: MockConfig, stats: dict[str, int], conn: Connection, proto: WireProtocol, greq: GenRequest,
+    reply: Reply, script: Script, fault: str | None, rec: SendRecord, extra: list[tuple[str, str]], keep: bool,
+) -> bool:  # fmt: skip
+    if fault in MIDSTREAM_FAULTS:
+        due, sent = script.first_target_ns, 0
+        for chunk in script.chunks():  # the fault strikes when token number fault_after_tokens is due
+            if sent >= cfg.fault_after_tokens:
+                break
+            due, sent = chunk.target_ns, sent + chunk.count
+        _sleep_watching(conn, due)
+        rec.finish_reason = None
+        if fault == "midstream-error":
+            rec.status = 500
+            rec.t_headers_ns = time.perf_counter_ns()
+            body = proto.error_body(500, greq.model, MIDSTREAM_MESSAGE)
+            conn.send_response(500, body, headers=extra, keep_alive=keep)
+            return keep
+        rec.status = 200
+        rec.t_headers_ns = time.perf_counter_ns()
+        if fault == "malformed":
+            conn.send_response(200, b"{not json", headers=extra, keep_alive=keep)
+            return keep
+        full = proto.full_response(greq, reply, "", "", "stop", 0, 0)
+        conn.send_response(200, full, headers=extra, keep_alive=False, truncate=len(full) // 2)
+        conn.close(abort=True)
+        return False
+
+    _sleep_watching(conn, script.first_target_ns)
+    reply.t_first_token_ns = time.perf_counter_ns()  # when the first token was "generated"
+    _sleep_watching(conn, script.last_target_ns())
+    reply.t_last_token_ns = time.perf_counter_ns()
+    n, r = script.tokens, script.reasoning_tokens
+    text = token_text(r, n - r)
+    reasoning_text = token_text(0, r)
+    body = proto.full_response(greq, reply, text, reasoning_text, script.finish_reason, n, r)
+    rec.status = 200
+    t = rec.t_headers_ns = time.perf_counter_ns()
+    conn.send_response(200, body, headers=extra, keep_alive=keep)
+    rec.token_send_ns.append(t)
+    rec.t_first_token_ns = rec.t_last_token_ns = t
+    rec.tokens, rec.reasoning_tokens, rec.chunks = n, r, 1
+    stats["tokens"] += n
+    stats["chunks"] += 1
+    return keep

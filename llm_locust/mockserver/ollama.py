@@ -1,0 +1,183 @@
+"""Ollama native wire format: ``POST /api/chat`` and ``POST /api/generate`` (NDJSON).
+
+Ollama streams by default (``"stream": false`` gives one JSON object). A stream is one JSON object
+per line (``application/x-ndjson``), one line per HTTP chunk, with no role-only line:
+
+* ``/api/chat``: ``{"model", "created_at", "message": {"role": "assistant", "content": ...}, "done": false}``;
+  reasoning tokens go in ``message.thinking`` (with ``content: ""``);
+* ``/api/generate``: ``{"model", "created_at", "response": ..., "done": false}``; reasoning in ``thinking``;
+* the last line has ``"done": true``, ``"done_reason": "stop" | "length"``, empty content,
+  ``prompt_eval_count``, ``eval_count`` (output tokens) and the durations in nanoseconds, taken from
+  the real times: ``prompt_eval_duration`` = first token - request read, ``eval_duration`` = last
+  token - first token, ``total_duration`` = now - request read, ``load_duration`` = 0.
+
+The output limit is ``options.num_predict`` (negative = no limit, as in Ollama).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from llm_locust.mockserver.script import count_words
+from llm_locust.mockserver.wire import (
+    GenRequest,
+    Reply,
+    RequestError,
+    StreamEncoder,
+    WireProtocol,
+    dumps,
+    int_or_none,
+    json_str,
+)
+
+MALFORMED = b"{not json\n"
+
+#: status -> default error message; "{model}" is filled in.
+ERRORS: dict[int, str] = {
+    400: "invalid request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: 'model "{model}" not found, try pulling it first',
+    405: "method not allowed",
+    429: "too many requests, please slow down",
+    500: "an error was encountered while running the model",
+    503: "server busy, please try again.  maximum pending requests exceeded",
+}
+
+_last_second = -1
+_last_prefix = ""
+
+
+def created_at() -> str:
+    """The current UTC time as Ollama writes it (RFC 3339 with nanoseconds)."""
+    global _last_second, _last_prefix
+    ns = time.time_ns()
+    sec, frac = divmod(ns, 1_000_000_000)
+    if sec != _last_second:
+        _last_second, _last_prefix = sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    return f"{_last_prefix}.{frac:09d}Z"
+
+
+def durations(reply: Reply, eval_count: int) -> dict[str, int]:
+    """Ollama's timing fields (ns) from the real times of the reply."""
+    now = time.perf_counter_ns()
+    first = reply.t_first_token_ns or now
+    last = reply.t_last_token_ns or first
+    return {
+        "total_duration": now - reply.t_recv_ns,
+        "load_duration": 0,
+        "prompt_eval_count": reply.prompt_tokens,
+        "prompt_eval_duration": first - reply.t_recv_ns,
+        "eval_count": eval_count,
+        "eval_duration": last - first,
+    }
+
+
+class OllamaEncoder(StreamEncoder):
+    """NDJSON lines of one streamed Ollama reply."""
+
+    def __init__(self, req: GenRequest, reply: Reply, chat: bool) -> None:
+        self.reply = reply
+        self.model = req.model
+        self.chat = chat
+        self._head = '{"model":' + dumps(req.model) + ',"created_at":"'
+        if chat:
+            self._content = '","message":{"role":"assistant","content":'
+            self._thinking = '","message":{"role":"assistant","content":"","thinking":'
+            self._tail = '},"done":false}\n'
+        else:
+            self._content = '","response":'
+            self._thinking = '","response":"","thinking":'
+            self._tail = ',"done":false}\n'
+
+    def tokens(self, text: str, reasoning: bool, completion_tokens: int, reasoning_tokens: int) -> bytes:
+        mid = self._thinking if reasoning else self._content
+        return (self._head + created_at() + mid + json_str(text) + self._tail).encode()
+
+    def malformed(self) -> bytes:
+        return MALFORMED
+
+    def error(self, message: str) -> bytes:
+        return (dumps({"error": message}) + "\n").encode()
+
+    def closing(self, finish_reason: str, completion_tokens: int, reasoning_tokens: int) -> list[bytes]:
+        obj: dict[str, Any] = {"model": self.model, "created_at": created_at()}
+        if self.chat:
+            obj["message"] = {"role": "assistant", "content": ""}
+        else:
+            obj["response"] = ""
+        obj.update(done=True, done_reason=finish_reason, **durations(self.reply, completion_tokens))
+        return [(dumps(obj) + "\n").encode()]
+
+
+class _OllamaBase(WireProtocol):
+    chat = True
+    stream_content_type = "application/x-ndjson"
+    stream_by_default = True
+
+    def _common(self, body: dict[str, Any], prompt_tokens: int) -> GenRequest:
+        options = body.get("options") or {}
+        if not isinstance(options, dict):
+            raise RequestError("options must be an object")
+        limit = int_or_none(options.get("num_predict"), "num_predict")
+        if limit is not None and limit < 0:
+            limit = None  # -1 = infinite, -2 = fill the context
+        model = body.get("model") or "mock-model"
+        return GenRequest(str(model), bool(body.get("stream", True)), limit, prompt_tokens)
+
+    def encoder(self, req: GenRequest, reply: Reply) -> StreamEncoder:
+        return OllamaEncoder(req, reply, self.chat)
+
+    def error_body(self, status: int, model: str, message: str | None = None, code: str | None = None) -> bytes:
+        if message is None:
+            message = ERRORS.get(status, "error").format(model=model or "mock-model")
+        return dumps({"error": message}).encode()
+
+
+class OllamaChat(_OllamaBase):
+    """``POST /api/chat``."""
+
+    name = "ollama-chat"
+
+    def parse(self, body: dict[str, Any]) -> GenRequest:
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            raise RequestError("messages must be a list")
+        prompt = sum(count_words(m.get("content") or "") for m in messages if isinstance(m, dict))
+        return self._common(body, prompt)
+
+    def full_response(
+        self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
+        completion_tokens: int, reasoning_tokens: int,
+    ) -> bytes:  # fmt: skip
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if reasoning_tokens:
+            message["thinking"] = reasoning_text
+        return dumps({
+            "model": req.model, "created_at": created_at(), "message": message, "done": True,
+            "done_reason": finish_reason, **durations(reply, completion_tokens),
+        }).encode()  # fmt: skip
+
+
+class OllamaGenerate(_OllamaBase):
+    """``POST /api/generate``."""
+
+    name = "ollama-generate"
+    chat = False
+
+    def parse(self, body: dict[str, Any]) -> GenRequest:
+        prompt = body.get("prompt") or ""
+        if not isinstance(prompt, str):
+            raise RequestError("prompt must be a string")
+        return self._common(body, count_words(prompt))
+
+    def full_response(
+        self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
+        completion_tokens: int, reasoning_tokens: int,
+    ) -> bytes:  # fmt: skip
+        obj: dict[str, Any] = {"model": req.model, "created_at": created_at(), "response": text}
+        if reasoning_tokens:
+            obj["thinking"] = reasoning_text
+        obj.update(done=True, done_reason=finish_reason, **durations(reply, completion_tokens))
+        return dumps(obj).encode()

@@ -1,0 +1,230 @@
+"""OpenAI wire format: ``POST /v1/chat/completions`` and legacy ``POST /v1/completions``.
+
+Streamed chat reply (SSE, one ``data: <json>\\n\\n`` event per HTTP chunk):
+
+1. a role-only chunk right after the headers (``delta: {"role": "assistant", "content": ""}``) -- not a token;
+2. content chunks (``delta.content``); reasoning tokens come first, in ``delta.reasoning_content``;
+3. a chunk with an empty delta and ``finish_reason`` ``"length"`` or ``"stop"``;
+4. with ``stream_options.include_usage``: a usage chunk with ``"choices": []`` (earlier chunks carry
+   ``"usage": null``); with ``stream_options.continuous_usage_stats`` (or ``--continuous-usage``) every
+   chunk carries the cumulative usage instead (vLLM);
+5. ``data: [DONE]``.
+
+Legacy completions: the same with ``object: "text_completion"`` and ``choices[0].text``, no role chunk,
+and no reasoning tokens (the format has no field for them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llm_locust.mockserver.script import count_words
+from llm_locust.mockserver.wire import (
+    GenRequest,
+    Reply,
+    RequestError,
+    StreamEncoder,
+    WireProtocol,
+    dumps,
+    int_or_none,
+    json_str,
+)
+
+DONE = b"data: [DONE]\n\n"
+KEEPALIVE = b": keep-alive\n\n"
+MALFORMED = b"data: {not json\n\n"
+
+#: status -> (error type, error code, default message); "{model}" is filled in.
+ERRORS: dict[int, tuple[str, str | None, str]] = {
+    400: ("invalid_request_error", None, "Invalid request."),
+    401: ("invalid_request_error", "invalid_api_key",
+          "Incorrect API key provided: sk-mock. You can find your API key at https://platform.openai.com/account/api-keys."),
+    403: ("permission_error", "permission_denied", "You are not allowed to access the model `{model}`."),
+    404: ("invalid_request_error", "model_not_found",
+          "The model `{model}` does not exist or you do not have access to it."),
+    405: ("invalid_request_error", "method_not_allowed", "Method not allowed."),
+    429: ("requests", "rate_limit_exceeded",
+          "Rate limit reached for {model} on requests per min (RPM). Please try again in a few seconds."),
+    500: ("server_error", "server_error",
+          "The server had an error while processing your request. Sorry about that!"),
+    503: ("server_error", "service_unavailable", "The engine is currently overloaded, please try again later."),
+}  # fmt: skip
+
+
+def usage_obj(prompt: int, completion: int, reasoning: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "completion_tokens_details": {"reasoning_tokens": reasoning},
+    }
+
+
+def _stream_options(body: dict[str, Any]) -> tuple[bool, bool]:
+    opts = body.get("stream_options") or {}
+    if not isinstance(opts, dict):
+        raise RequestError("stream_options must be an object")
+    return bool(opts.get("include_usage")), bool(opts.get("continuous_usage_stats"))
+
+
+def _limit(body: dict[str, Any]) -> int | None:
+    limit = int_or_none(body.get("max_completion_tokens"), "max_completion_tokens")
+    if limit is None:
+        limit = int_or_none(body.get("max_tokens"), "max_tokens")
+    if limit is not None and limit < 0:
+        raise RequestError("max_tokens must be >= 0")
+    return limit
+
+
+def _content_words(content: Any) -> int:
+    if isinstance(content, str):
+        return count_words(content)
+    if isinstance(content, list):  # content parts: [{"type": "text", "text": "..."}, ...]
+        return sum(count_words(p.get("text") or "") for p in content if isinstance(p, dict))
+    return 0
+
+
+class OpenAIEncoder(StreamEncoder):
+    """SSE events of one streamed OpenAI reply, with the per-request JSON prefixes built once."""
+
+    keepalive = KEEPALIVE
+
+    def __init__(self, req: GenRequest, reply: Reply, chat: bool, continuous: bool) -> None:
+        self.req = req
+        self.reply = reply
+        self.chat = chat
+        self.continuous = continuous
+        kind = "chat.completion.chunk" if chat else "text_completion"
+        prefix = "chatcmpl" if chat else "cmpl"
+        self.head = (
+            f'{{"id":"{prefix}-mock{reply.seq}","object":"{kind}","created":{reply.created},"model":{dumps(req.model)}'
+        )
+        head = "data: " + self.head + ',"choices":[{"index":0,'
+        if chat:
+            self._content = (head + '"delta":{"content":').encode()
+            self._reasoning = (head + '"delta":{"reasoning_content":').encode()
+            self._tail = b'},"logprobs":null,"finish_reason":null}]'
+        else:
+            self._content = self._reasoning = (head + '"text":').encode()
+            self._tail = b',"logprobs":null,"finish_reason":null}]'
+        self._usage_null = b',"usage":null' if req.include_usage else b""
+
+    def _usage(self, completion: int, reasoning: int) -> bytes:
+        if self.continuous:
+            return (',"usage":' + dumps(usage_obj(self.reply.prompt_tokens, completion, reasoning))).encode()
+        return self._usage_null
+
+    def _event(self, choice: str, usage: bytes) -> bytes:
+        return b"data: " + self.head.encode() + b',"choices":[' + choice.encode() + b"]" + usage + b"}\n\n"
+
+    def opening(self) -> list[bytes]:
+        if not self.chat:
+            return []
+        choice = '{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}'
+        return [self._event(choice, self._usage(0, 0))]
+
+    def tokens(self, text: str, reasoning: bool, completion_tokens: int, reasoning_tokens: int) -> bytes:
+        return b"".join((
+            self._reasoning if reasoning else self._content, json_str(text).encode(), self._tail,
+            self._usage(completion_tokens, reasoning_tokens) if self.continuous else self._usage_null, b"}\n\n",
+        ))  # fmt: skip
+
+    def malformed(self) -> bytes:
+        return MALFORMED
+
+    def error(self, message: str) -> bytes:
+        error = {"error": {"message": message, "type": "server_error", "code": 500}}
+        return b"data: " + dumps(error).encode() + b"\n\n"
+
+    def closing(self, finish_reason: str, completion_tokens: int, reasoning_tokens: int) -> list[bytes]:
+        if self.chat:
+            choice = f'{{"index":0,"delta":{{}},"logprobs":null,"finish_reason":"{finish_reason}"}}'
+        else:
+            choice = f'{{"index":0,"text":"","logprobs":null,"finish_reason":"{finish_reason}"}}'
+        events = [self._event(choice, self._usage(completion_tokens, reasoning_tokens))]
+        if self.req.include_usage:
+            usage = dumps(usage_obj(self.reply.prompt_tokens, completion_tokens, reasoning_tokens))
+            events.append(b"data: " + self.head.encode() + b',"choices":[],"usage":' + usage.encode() + b"}\n\n")
+        events.append(DONE)
+        return events
+
+
+class _OpenAIBase(WireProtocol):
+    chat = True
+
+    def encoder(self, req: GenRequest, reply: Reply) -> StreamEncoder:
+        return OpenAIEncoder(req, reply, self.chat, req.continuous_usage)
+
+    def error_body(self, status: int, model: str, message: str | None = None, code: str | None = None) -> bytes:
+        etype, default_code, default_message = ERRORS.get(status, ("server_error", None, "Error."))
+        if message is None:
+            message, code = default_message.format(model=model or "mock-model"), default_code
+        return dumps({"error": {"message": message, "type": etype, "param": None, "code": code}}).encode()
+
+
+class OpenAIChat(_OpenAIBase):
+    """``POST /v1/chat/completions``."""
+
+    name = "openai-chat"
+
+    def parse(self, body: dict[str, Any]) -> GenRequest:
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            raise RequestError("messages must be a list")
+        prompt = sum(_content_words(m.get("content")) for m in messages if isinstance(m, dict))
+        include, continuous = _stream_options(body)
+        model = body.get("model") or "mock-model"
+        return GenRequest(str(model), bool(body.get("stream", False)), _limit(body), prompt, include, continuous)
+
+    def full_response(
+        self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
+        completion_tokens: int, reasoning_tokens: int,
+    ) -> bytes:  # fmt: skip
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if reasoning_tokens:
+            message["reasoning_content"] = reasoning_text
+        return dumps({
+            "id": f"chatcmpl-mock{reply.seq}", "object": "chat.completion", "created": reply.created,
+            "model": req.model,
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
+            "usage": usage_obj(reply.prompt_tokens, completion_tokens, reasoning_tokens),
+        }).encode()  # fmt: skip
+
+
+class OpenAICompletions(_OpenAIBase):
+    """Legacy ``POST /v1/completions``."""
+
+    name = "openai-completions"
+    chat = False
+    supports_reasoning = False
+
+    def parse(self, body: dict[str, Any]) -> GenRequest:
+        prompt = body.get("prompt", "")
+        if isinstance(prompt, str):
+            words = count_words(prompt)
+        elif isinstance(prompt, list):  # list of strings, token ids, or lists of token ids
+            words = sum(count_words(p) if isinstance(p, str) else len(p) if isinstance(p, list) else 1 for p in prompt)
+        else:
+            raise RequestError("prompt must be a string or a list")
+        include, continuous = _stream_options(body)
+        model = body.get("model") or "mock-model"
+        return GenRequest(str(model), bool(body.get("stream", False)), _limit(body), words, include, continuous)
+
+    def full_response(
+        self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
+        completion_tokens: int, reasoning_tokens: int,
+    ) -> bytes:  # fmt: skip
+        return dumps({
+            "id": f"cmpl-mock{reply.seq}", "object": "text_completion", "created": reply.created,
+            "model": req.model,
+            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}],
+            "usage": usage_obj(reply.prompt_tokens, completion_tokens, reasoning_tokens),
+        }).encode()  # fmt: skip
+
+
+def models_body() -> bytes:
+    """``GET /v1/models``."""
+    return dumps({
+        "object": "list",
+        "data": [{"id": "mock-model", "object": "model", "created": 1700000000, "owned_by": "llm-locust"}],
+    }).encode()  # fmt: skip
