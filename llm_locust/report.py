@@ -137,7 +137,7 @@ def render_text(summary: dict[str, Any]) -> str:
     title = f"Benchmark Results for {run['model']} @ {run['host']}"
     lines = [title, "=" * len(title), ""]
     lines.append(
-        f"Run {run['run_id']} · API {run['api']} · {run.get('users') or '?'} users · "
+        f"Run {run['run_id']} · API {run['api']} · {run.get('users') or '?'} user(s) · "
         f"{_num(run.get('duration_s'), ' s')} · {summary['overall']['requests']} requests"
     )
     if run.get("complete") is False:

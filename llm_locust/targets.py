@@ -64,6 +64,12 @@ def catalog() -> dict[str, Any]:
     return yaml.safe_load(CATALOG.read_text(encoding="utf-8"))
 
 
+def gateway_base() -> str:
+    """The Cloudflare AI Gateway base URL: ``LLM_GATEWAY_URL`` if set (another gateway, or a test server), else the
+    catalog's, from ``CLOUDFLARE_ACCOUNT_ID`` and ``CLOUDFLARE_GATEWAY_ID``."""
+    return os.environ.get("LLM_GATEWAY_URL") or catalog()["gateway"]
+
+
 def expand_env(text: str, where: str) -> str:
     def sub(m: re.Match[str]) -> str:
         value = os.environ.get(m.group(1))
@@ -82,7 +88,7 @@ def from_catalog(provider: str, model: str, via: str | None, where: str) -> dict
     entry = providers[provider]
     host = entry["host"]
     if via == "gateway":
-        host = f"{catalog()['gateway']}/{entry['gateway_slug']}"
+        host = f"{gateway_base()}/{entry['gateway_slug']}"
     elif via is not None:
         raise TargetFileError(f"{where}: 'via' must be 'gateway' (got {via!r})")
     return {"api": entry["api"], "host": expand_env(host, where), "key_env": entry.get("key_env")}

@@ -1,0 +1,176 @@
+"""``llm-benchmark``: the seeds' command lines, run for real against the mock server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def bench(tmp_path: Path, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``python -m llm_locust`` (the llm-benchmark entry point) in tmp_path, reports under tmp_path/reports."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.endswith(("_API_KEY", "_TOKEN")) and not k.startswith("CLOUDFLARE_")
+    }
+    full_env = {**base, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "llm_locust", "--report-dir", str(tmp_path / "reports"), *args],
+        cwd=tmp_path, capture_output=True, text=True, timeout=timeout, env=full_env,
+    )  # fmt: skip
+
+
+def _folder(tmp_path: Path) -> Path:
+    runs = [p for p in (tmp_path / "reports").iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+@pytest.fixture
+def prompts(tmp_path: Path) -> Path:
+    path = tmp_path / "prompts.yaml"
+    path.write_text((ROOT / "tests/data/prompts_small.yaml").read_text())
+    return path
+
+
+def test_seed000_openai_example(tmp_path, prompts, mock_server):
+    # python llm_benchmark.py --endpoint https://api.openai.com/v1 --model gpt-4o --api-key $OPENAI_API_KEY
+    mock = mock_server("--ttft-ms", "10", "--itl-ms", "1", "--output-tokens", "12")
+    key = "sk-test-KEYKEYKEYKEYKEYKEYKEY0123"
+    run = bench(tmp_path, "--endpoint", f"{mock.url}/v1", "--model", "gpt-4o", "--api-key", key)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"Benchmark Results for gpt-4o @ {mock.url}/v1\n")
+    for line in (
+        "- Time to First Token:",
+        "- Total Generation Time:",
+        "- Tokens Per Second:",
+        "- Input Tokens:",
+        "- Output Tokens:",
+        "- Total Tokens:",
+        "- Cost Estimate:",
+        "Summary Metrics (Average)",
+        "- Avg Time to First Token:",
+        "- Avg Tokens Per Second:",
+        "- Avg Response Time:",
+        "- Total Cost:",
+    ):
+        assert line in run.stdout  # fmt: skip
+    folder = _folder(tmp_path)
+    names = {p.name for p in folder.iterdir()}
+    assert {"summary.txt", "summary.json", "summary.csv", "requests.csv", "all_requests_log.csv",
+            "gpt-4o_requests_log.csv"} <= names  # fmt: skip
+    assert any(n.startswith("benchmark_") and n.endswith(".log") for n in names)
+    assert len(mock.sent()) == 2  # --runs 1: each of the two prompts once
+    assert all("KEYKEYKEY" not in p.read_text() for p in folder.iterdir() if p.is_file())
+    assert "KEYKEYKEY" not in run.stdout + run.stderr
+
+
+def test_seed000_ollama_example(tmp_path, mock_server):
+    # python llm_benchmark.py --endpoint http://localhost:11434/api/generate --model llama3 \
+    #     --prompt-file custom_prompts.yaml
+    (tmp_path / "custom_prompts.yaml").write_text(
+        "prompts:\n  - {name: q, text: 'Why is the sky blue?', token_limit: 5}\n"
+    )
+    mock = mock_server("--ttft-ms", "10", "--itl-ms", "1", "--output-tokens", "12")
+    run = bench(tmp_path, "--endpoint", f"{mock.url}/api/generate", "--model", "llama3",
+                "--prompt-file", "custom_prompts.yaml")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((_folder(tmp_path) / "summary.json").read_text())
+    assert summary["run"]["api"] == "ollama-generate"
+    assert summary["overall"]["output_tokens"]["mean"] == 5
+    assert [s["path"] for s in mock.sent()] == ["/api/generate"]
+
+
+def test_seed000_vllm_example_with_token_limit_and_verbose(tmp_path, prompts, mock_server):
+    # python llm_benchmark.py --endpoint http://localhost:8000/v1 --model mistral-7b --token-limit 2048 --verbose
+    mock = mock_server("--ttft-ms", "10", "--itl-ms", "1", "--output-tokens", "12")
+    run = bench(tmp_path, "--endpoint", f"{mock.url}/v1", "--model", "mistral-7b", "--token-limit", "2048", "--verbose")
+    assert run.returncode == 0, run.stderr
+    folder = _folder(tmp_path)
+    log = next(folder.glob("benchmark_*.log")).read_text()
+    assert "DEBUG" in log
+    assert json.loads((folder / "summary.json").read_text())["run"]["token_limit"] == 2048
+
+
+def test_seed000_runs_and_json_output(tmp_path, prompts, mock_server):
+    # python llm_benchmark.py --endpoint https://api.openai.com/v1 --model gpt-3.5-turbo --runs 5 --output json
+    mock = mock_server("--ttft-ms", "10", "--itl-ms", "1", "--output-tokens", "12")
+    run = bench(tmp_path, "--endpoint", f"{mock.url}/v1", "--model", "gpt-3.5-turbo", "--runs", "5", "--output", "json")
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(run.stdout)  # nothing but JSON on stdout
+    assert doc["overall"]["requests"] == 10 and {p["requests"] for p in doc["prompts"]} == {5}
+    assert doc["providers"][0]["requests"] == 10
+    tool = subprocess.run([sys.executable, "-m", "json.tool"], input=run.stdout, capture_output=True, text=True)
+    assert tool.returncode == 0
+    assert len(mock.sent()) == 10
+
+
+def test_csv_output_has_one_header_row(tmp_path, prompts, mock_server):
+    mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4")
+    run = bench(tmp_path, "--endpoint", f"{mock.url}/v1", "--model", "m", "--output", "csv")
+    assert run.returncode == 0, run.stderr
+    rows = list(csv.reader(io.StringIO(run.stdout)))
+    assert rows[0][:3] == ["target", "prompt", "requests"]
+    assert sum(1 for r in rows if r[:2] == ["target", "prompt"]) == 1
+    assert [r[1] for r in rows[1:]] == ["Short", "Chat", "Overall"]
+
+
+def test_config_file_and_flags_win(tmp_path, prompts, mock_server):
+    mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "20")
+    (tmp_path / "bench.yaml").write_text(f"endpoint: {mock.url}/v1\nmodel: from-config\nruns: 2\ntoken-limit: 3\n")
+    run = bench(tmp_path, "--config", "bench.yaml", "--runs", "1", "--output", "json")
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(run.stdout)
+    assert doc["run"]["model"] == "from-config" and doc["overall"]["requests"] == 2  # --runs 1 won
+    assert doc["overall"]["output_tokens"]["mean"] == 3
+
+
+def test_plot_writes_charts(tmp_path, prompts, mock_server):
+    mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4")
+    run = bench(tmp_path, "--endpoint", f"{mock.url}/v1", "--model", "m", "--plot")
+    assert run.returncode == 0, run.stderr
+    for name in ("ttft_ms.png", "output_tokens_per_s.png", "cost_usd.png"):
+        assert (_folder(tmp_path) / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_failed_requests_give_exit_1(tmp_path, prompts, mock_server):
+    mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4", "--fault", "status-500",
+                       "--fault-every", "2")  # fmt: skip
+    run = bench(tmp_path, "--endpoint", f"{mock.url}/v1", "--model", "m", "--runs", "2")
+    assert run.returncode == 1
+    assert "server_error 2" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--endpoint", "http://127.0.0.1:9/v1"], "--model is required with --endpoint"),
+        (["--endpoint", "http://127.0.0.1:9/odd", "--model", "m"], "cannot tell the API"),
+        (["--endpoint", "http://127.0.0.1:9/v1", "--model", "m", "--runs", "0"], "--runs must be a positive"),
+        (["--providers", "openai", "nosuch"], "unknown provider(s) ['nosuch']"),
+        (["--providers", "openai"], "missing key(s): OPENAI_API_KEY (or OPENAI_TOKEN)"),
+        (["--all-anthropic"], "missing key(s): ANTHROPIC_API_KEY"),
+        (["--output", "xml"], "invalid choice: 'xml'"),
+        (
+            ["--endpoint", "http://127.0.0.1:9/v1", "--model", "m", "--prompt-file", "nope.yaml"],
+            "prompt file not found",
+        ),
+    ],
+)
+def test_bad_flags_and_missing_keys_exit_2_before_any_request(tmp_path, args, expected):
+    run = bench(tmp_path, *args, timeout=60)
+    assert run.returncode == 2
+    assert expected in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "reports").exists() or not any(
+        p for p in (tmp_path / "reports").iterdir() if not p.name.startswith(".")
+    )
