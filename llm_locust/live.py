@@ -139,25 +139,37 @@ class Summary:
 class LiveView:
     """Per-prompt live summaries plus the windowed time series; feed it records with :meth:`add`."""
 
-    def __init__(self) -> None:
+    def __init__(self, prompts: list[str] | None = None, targets: list[str] | None = None) -> None:
         self.groups: dict[str, Summary] = {}
         self.total = Summary()
         self.started = time.time()
+        self.stopped: float | None = None
+        #: with several targets a group is "target / prompt"; rows come in target, then prompt-file order
+        self.multi = len(targets or ()) > 1
+        names = [f"{t} / {p}" for t in targets or () for p in prompts or ()] if self.multi else list(prompts or ())
+        self.order = {name: i for i, name in enumerate(names)}
         self.history: deque[dict[str, Any]] = deque(maxlen=MAX_POINTS)
         self._window: deque[tuple[float, float | None, float | None, int]] = deque()
 
     def add(self, r: dict[str, Any]) -> None:
-        group = self.groups.get(r["prompt"])
+        key = f"{r['target']} / {r['prompt']}" if self.multi else r["prompt"]
+        group = self.groups.get(key)
         if group is None:
-            group = self.groups[r["prompt"]] = Summary()
+            group = self.groups[key] = Summary()
         group.add(r)
         self.total.add(r)
         if r["status"] == STATUS_OK:
             self._window.append((time.time(), r["ttft_ms"], r["tpot_ms"], r["output_tokens"] or 0))
 
+    def stop(self) -> None:
+        """The run has stopped: whole-run rates stay as they were at the stop."""
+        self.stopped = time.time()
+
     def rows(self) -> list[dict[str, Any]]:
-        elapsed = time.time() - self.started
-        rows = [g.row(name, elapsed) for name, g in self.groups.items()]
+        """One row per group (prompt, or target / prompt) in file order, then ``Overall``."""
+        elapsed = (self.stopped or time.time()) - self.started
+        names = sorted(self.groups, key=lambda n: self.order.get(n, len(self.order)))
+        rows = [self.groups[name].row(name, elapsed) for name in names]
         rows.append(self.total.row("Overall", elapsed))
         return rows
 

@@ -278,7 +278,7 @@ def on_test_start(environment: Any, **_: Any) -> None:
     _State.peak_users = 0
     runner = environment.runner
     if not isinstance(runner, WorkerRunner):
-        run.live = LiveView()
+        run.live = LiveView([p.name for p in run.prompts], [t.name for t in run.targets])
         run.recorder.listeners.append(run.live.add)
         _State.sampler = gevent.spawn(_sample, run, runner, bool(environment.parsed_options.headless))
     if isinstance(runner, MasterRunner):
@@ -355,6 +355,7 @@ def on_test_stop(environment: Any, **_: Any) -> None:
     if _State.sampler is not None:
         _State.sampler.kill(block=False)
         _State.sampler = None
+    run.live.stop()
     run.recorder.close()
     folder = run.recorder.csv_path.parent
     users = max(_State.peak_users, getattr(runner, "user_count", 0) or 0)

@@ -21,8 +21,8 @@ master) and uses Locust's own extension points (see ``docs/webui.md``):
   (file names only); the chosen name is resolved back to the file when the run is started.
 
 The run shown is the current one (``environment.llm_run``): after a stop it stays the last run until the next
-start, with its rows frozen at the stop. Nothing served here carries the API key, the host's credentials or any
-file system path.
+start (the live view keeps its whole-run rates as they were at the stop). Nothing served here carries the API key,
+the host's credentials or any file system path.
 """
 
 from __future__ import annotations
@@ -116,7 +116,6 @@ def register(environment: Any) -> None:
     web_ui.app.after_request(ui.after_request)
     web_ui.app.before_request(ui.before_request)
     environment.events.test_start.add_listener(ui.on_test_start)
-    environment.events.test_stop.add_listener(ui.on_test_stop)
     if ui.prompt_dir is not None:
         # Locust builds the start form's "Custom parameters" from a fresh parser each time it renders the page
         locust.events.init_command_line_parser.add_listener(ui.add_prompt_choice)
@@ -147,8 +146,6 @@ class LLMWebUI:
     def __init__(self, environment: Any) -> None:
         self.environment = environment
         self.web_ui = environment.web_ui
-        #: (run, rows) frozen at the run's stop, so that whole-run rates stop decaying
-        self.frozen: tuple[Any, list[dict[str, Any]]] | None = None
         #: the name (never the path) of the current run's prompt file
         self.prompt_file_name: str | None = None
         #: the folder of the configured prompt file, when it holds more than one usable prompt file
@@ -165,28 +162,11 @@ class LLMWebUI:
         return getattr(self.environment, ATTR, None)
 
     def rows(self, run: Any) -> list[dict[str, Any]]:
-        if run is None or run.live is None:
-            return []
-        if self.frozen is not None and self.frozen[0] is run:
-            return self.frozen[1]
-        return self._ordered(run, run.live.rows())
-
-    @staticmethod
-    def _ordered(run: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The prompts in the prompt file's order (the live view has them in first-seen order), Overall last."""
-        order = {p.name: i for i, p in enumerate(getattr(run, "prompts", None) or [])}
-        *prompts, overall = rows
-        return [*sorted(prompts, key=lambda r: order.get(r["name"], len(order))), overall]
+        return run.live.rows() if run is not None and run.live is not None else []
 
     def on_test_start(self, **_: Any) -> None:
-        self.frozen = None
         opts = self.environment.parsed_options
         self.prompt_file_name = Path(opts.prompt_file).name if opts is not None else None
-
-    def on_test_stop(self, **_: Any) -> None:
-        run = self.run()
-        if run is not None and run.live is not None:
-            self.frozen = (run, self._ordered(run, run.live.rows()))
 
     def run_info(self, run: Any) -> dict[str, Any] | None:
         if run is None:
