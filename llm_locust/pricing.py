@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-import yaml
+from .yamlfile import load_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +51,7 @@ class Rate:
 
 def load_price_file(path: str | Path) -> list[Rate]:
     path = Path(path)
-    if not path.is_file():
-        raise PriceFileError(f"{path}: price file not found; pass --prices PATH naming an existing YAML file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise PriceFileError(f"{path}: YAML syntax error ({str(e).splitlines()[0]}); fix the YAML") from None
+    data = load_yaml(path, PriceFileError, "price file", "--prices")
     if not isinstance(data, dict) or not isinstance(data.get("prices"), list):
         raise PriceFileError(f"{path}: no 'prices:' list; start the file with 'prices:' and a list of entries")
     rates = []

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from .yamlfile import load_yaml
 
 PROMPT_KEYS = {"name", "text", "token_limit", "system", "messages", "weight"}
 ROLES = {"system", "user", "assistant"}
@@ -67,20 +67,7 @@ def _fail(path: Path, where: str, problem: str, fix: str) -> PromptFileError:
 def load_prompts(path: str | Path) -> list[Prompt]:
     """Read and validate a prompt file; raise :class:`PromptFileError` on the first problem found."""
     path = Path(path)
-    if not path.is_file():
-        raise PromptFileError(
-            f"{path}: prompt file not found; pass --prompt-file PATH (or LLM_PROMPT_FILE) naming an existing YAML file"
-        )
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise _fail(path, where, f"YAML syntax error ({problem})", "fix the YAML at that place") from None
-    except UnicodeDecodeError:
-        raise _fail(path, "file", "not UTF-8 text", "save the file as UTF-8") from None
-
+    data = load_yaml(path, PromptFileError, "prompt file", "--prompt-file")
     if not isinstance(data, dict) or "prompts" not in data:
         raise _fail(path, "top level", "no 'prompts:' list", "start the file with 'prompts:' and a list of prompts")
     extra = set(data) - {"prompts"}

@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from .protocols import PROTOCOLS
+from .yamlfile import load_yaml
 
 CATALOG = Path(__file__).with_name("catalog.yaml")
 TARGET_KEYS = {"name", "provider", "via", "api", "host", "model", "key_env", "prices", "weight"}
@@ -96,12 +97,7 @@ def from_catalog(provider: str, model: str, via: str | None, where: str) -> dict
 
 def load_targets(path: str | Path) -> list[TargetSpec]:
     path = Path(path)
-    if not path.is_file():
-        raise TargetFileError(f"{path}: targets file not found; pass --targets PATH naming a YAML file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise TargetFileError(f"{path}: YAML syntax error ({str(e).splitlines()[0]}); fix the YAML") from None
+    data = load_yaml(path, TargetFileError, "targets file", "--targets")
     items = data.get("targets") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
         raise TargetFileError(f"{path}: no 'targets:' list; start the file with 'targets:' and one entry per endpoint")

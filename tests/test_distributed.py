@@ -11,7 +11,6 @@ import csv
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,15 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port, wait_for
 
 COMMON = ["-f", str(ROOT / "locustfile.py"), "--prompt-file", "tests/data/prompts_small.yaml", "--loglevel", "INFO"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _locust(*args: str, log: Path) -> subprocess.Popen:
@@ -42,7 +35,7 @@ class Cluster:
     def __init__(self, tmp_path: Path, mock_url: str, workers: int, run_time: str, users: int = 6):
         self.tmp = tmp_path
         self.reports = tmp_path / "reports"
-        port = _free_port()
+        port = free_port()
         self.master = _locust(
             "--master", "--headless", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
             "--expect-workers", str(workers), "-u", str(users), "-r", str(users), "-t", run_time,
@@ -91,15 +84,6 @@ class Cluster:
         return rows
 
 
-def _wait_for(predicate, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out")
-
-
 def _assert_exact(cluster: Cluster, mock) -> dict:
     summary = cluster.summary()
     master = cluster.master_rows()
@@ -136,7 +120,7 @@ def test_ctrl_c_on_the_master_still_collects_everything(tmp_path, mock_server):
     mock = mock_server("--ttft-ms", "10", "--itl-ms", "2", "--output-tokens", "10")
     cluster = Cluster(tmp_path, mock.url, workers=2, run_time="60s", users=4)
     try:
-        _wait_for(lambda: len(mock.sent()) >= 20, 45)
+        wait_for(lambda: len(mock.sent()) >= 20, 45, "requests")
         cluster.master.send_signal(signal.SIGINT)
         cluster.wait()
     finally:
@@ -149,7 +133,7 @@ def test_a_worker_killed_mid_run_is_reported_and_the_run_goes_on(tmp_path, mock_
     mock = mock_server("--ttft-ms", "10", "--itl-ms", "2", "--output-tokens", "10")
     cluster = Cluster(tmp_path, mock.url, workers=3, run_time="9s")
     try:
-        _wait_for(lambda: len(mock.sent()) >= 40, 45)
+        wait_for(lambda: len(mock.sent()) >= 40, 45, "requests")
         time.sleep(3.5)  # at least one report from each worker has reached the master
         victim = cluster.workers[0]
         victim.kill()

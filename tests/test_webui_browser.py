@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port, wait_for
 
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -78,27 +77,11 @@ def browser() -> Iterator:
         b.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 class LocustUI:
     """A real `locust` process with its web UI on a free 127.0.0.1 port; ``url`` ends with "/"."""
 
     def __init__(self, tmp_path: Path, *args: str, base_path: str = "", locustfile: Path | None = None, env=None):
-        self.port = _free_port()
+        self.port = free_port()
         self.reports = tmp_path / "reports"
         self.log = tmp_path / f"locust-{self.port}.log"
         self.url = f"http://127.0.0.1:{self.port}{base_path}/"
@@ -109,7 +92,7 @@ class LocustUI:
              *extra, *args],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.log.open("w"), env={**os.environ, **(env or {})},
         )  # fmt: skip
-        _wait(lambda: self._up(), 30, "the web UI")
+        wait_for(lambda: self._up(), 30, "the web UI")
 
     def _up(self) -> bool:
         assert self.proc.poll() is None, self.log.read_text()[-3000:]
@@ -306,7 +289,7 @@ def test_llm_tab_charts_downloads_and_a_new_run(tmp_path: Path, mock_server, sta
     # stop: the tab keeps the stopped run, frozen, equal to the JSON route to the shown digits
     page.goto(ui.url + "?tab=llm")
     page.get_by_role("button", name="Stop").click()
-    first = _wait(lambda: (d := ui.stats())["run"]["state"] == "stopped" and d, 20, "the stop")
+    first = wait_for(lambda: (d := ui.stats())["run"]["state"] == "stopped" and d, 20, "the stop")
     assert ui.stats()["rows"] == first["rows"]
     page.reload()
     table = _wait_table(page, {"Short", "Chat"}, min_requests=_overall(first)["requests"])
@@ -403,7 +386,7 @@ def test_web_login_protects_the_llm_routes_like_locusts_own(tmp_path: Path, mock
 
 def test_distributed_master_serves_the_workers_records(tmp_path: Path, mock_server, start_ui):
     mock = mock_server("--ttft-ms", "10", "--itl-ms", "1", "--output-tokens", "20")
-    bind_port = _free_port()
+    bind_port = free_port()
     ui = start_ui(
         "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(bind_port),
         "--prompt-file", "tests/data/prompts_small.yaml", "-H", mock.url, "--model", "dist-model",
@@ -415,16 +398,16 @@ def test_distributed_master_serves_the_workers_records(tmp_path: Path, mock_serv
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=worker_log.open("w"), env=os.environ.copy(),
     )  # fmt: skip
     try:
-        _wait(lambda: ui.get("worker-count").json()["worker_count"] == 1, 30, "the worker")
+        wait_for(lambda: ui.get("worker-count").json()["worker_count"] == 1, 30, "the worker")
         r = requests.post(ui.url + "swarm", data={"user_count": "2", "spawn_rate": "2", "host": mock.url}, timeout=10)
         assert r.json()["success"], r.text
-        live = _wait(lambda: (d := ui.stats()) and _overall(d)["requests"] >= 5 and d, 30, "worker records")
+        live = wait_for(lambda: (d := ui.stats()) and _overall(d)["requests"] >= 5 and d, 30, "worker records")
         assert live["run"]["model"] == "dist-model"
         assert [r["name"] for r in live["rows"]] == ["Short", "Chat", "Overall"]
         extended = ui.get("stats/requests").json()["extended_stats"]
         assert extended[0]["key"] == "llm" and extended[0]["data"][-1]["prompt"] == "Overall"
         requests.post(ui.url + "stop", timeout=10)
-        stopped = _wait(lambda: (d := ui.stats())["run"]["state"] == "stopped" and d, 30, "the stop")
+        stopped = wait_for(lambda: (d := ui.stats())["run"]["state"] == "stopped" and d, 30, "the stop")
         # after the stop: the frozen rows, the on-demand summary and the per-request log all hold every record
         per_prompt = {r["prompt"]: r for r in csv.DictReader(io.StringIO(ui.get("llm/summary.csv").text))}
         assert int(per_prompt["Overall"]["requests"]) == _overall(stopped)["requests"] >= 5

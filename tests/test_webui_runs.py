@@ -5,36 +5,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
 
-from tests.conftest import ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.conftest import ROOT, free_port, wait_for
 
 
 def test_two_runs_from_the_web_ui_give_two_reports(tmp_path: Path, mock_server):
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "20")
-    port = _free_port()
+    port = free_port()
     reports = tmp_path / "reports"
     proc = subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--web-host", "127.0.0.1",
@@ -43,16 +25,16 @@ def test_two_runs_from_the_web_ui_give_two_reports(tmp_path: Path, mock_server):
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait(lambda: _get_ok(base + "/"), 30, "the web UI")
+        wait_for(lambda: _get_ok(base + "/"), 30, "the web UI")
         folders = []
         for run, limit in enumerate(["5", "7"], 1):
             form = {"user_count": "2", "spawn_rate": "2", "host": mock.url, "model": "webui-model",
                     "token_limit": limit, "llm_api": "openai-chat"}  # fmt: skip
             r = requests.post(base + "/swarm", data=form, timeout=10)
             assert r.status_code == 200 and r.json()["success"], r.text
-            _wait(lambda n=run: _rows_in_run(reports, n) >= 4, 20, "requests of this run")
+            wait_for(lambda n=run: _rows_in_run(reports, n) >= 4, 20, "requests of this run")
             requests.post(base + "/stop", timeout=10)
-            done = _wait(lambda n=run: _reports(reports, n), 20, f"report {run}")
+            done = wait_for(lambda n=run: _reports(reports, n), 20, f"report {run}")
             folders = done
             summary = json.loads((folders[-1] / "summary.json").read_text())
             assert summary["run"]["model"] == "webui-model"

@@ -52,15 +52,8 @@ class WorkersAI(Protocol):
         usage = _usage(u) if u else None
         choices = obj.get("choices")
         if choices:  # OpenAI-shaped chunk on the native route
-            d = choices[0].get("delta") or {}
-            return Delta(
-                d.get("content") or "",
-                d.get("reasoning_content") or d.get("reasoning") or "",
-                usage,
-                False,
-                None,
-                choices[0].get("finish_reason"),
-            )
+            text, reasoning = OpenAIChat.choice_text(choices[0])
+            return Delta(text, reasoning, usage, False, None, choices[0].get("finish_reason"))
         return Delta(obj.get("response") or "", "", usage)
 
 

@@ -31,9 +31,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..prompts import Prompt
+from ..yamlfile import load_yaml
 from .base import DONE, NOTHING, Delta, Protocol, Usage, loads
 
 TEMPLATE_KEYS = {"path", "method", "headers", "body", "framing", "text", "reasoning", "skip", "done", "done_marker",
@@ -64,12 +63,7 @@ def get_path(obj: Any, steps: tuple[str | int, ...]) -> Any:
 def load_template(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     where = str(path)
-    if not path.is_file():
-        raise TemplateError(f"{where}: template file not found; pass --template PATH naming a YAML file")
-    try:
-        t = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise TemplateError(f"{where}: YAML syntax error ({str(e).splitlines()[0]}); fix the YAML") from None
+    t = load_yaml(path, TemplateError, "template file", "--template")
     if not isinstance(t, dict):
         raise TemplateError(f"{where}: not a mapping; see examples/ for the template keys")
     unknown = set(t) - TEMPLATE_KEYS

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..prompts import Prompt
-from .base import Delta, Protocol, Usage, loads
+from .base import NOTHING, Delta, Protocol, Usage, loads
 
 
 def _final(obj: dict[str, Any]) -> Usage:
@@ -33,19 +33,17 @@ class OllamaChat(Protocol):
     def parse(self, event: str, data: bytes) -> Delta:
         obj = loads(data)
         if not isinstance(obj, dict):
-            return Delta()
+            return NOTHING
         if obj.get("error"):
             return Delta(error=str(obj["error"]))
-        msg = obj.get("message") or {}
         done = bool(obj.get("done"))
-        return Delta(
-            msg.get("content") or "",
-            msg.get("thinking") or "",
-            _final(obj) if done else None,
-            done,
-            None,
-            obj.get("done_reason"),
-        )
+        text, reasoning = self.text_of(obj)
+        return Delta(text, reasoning, _final(obj) if done else None, done, None, obj.get("done_reason"))
+
+    @staticmethod
+    def text_of(obj: dict[str, Any]) -> tuple[str, str]:
+        msg = obj.get("message") or {}
+        return msg.get("content") or "", msg.get("thinking") or ""
 
 
 class OllamaGenerate(OllamaChat):
@@ -61,18 +59,6 @@ class OllamaGenerate(OllamaChat):
             body["options"] = {"num_predict": max_tokens}
         return body
 
-    def parse(self, event: str, data: bytes) -> Delta:
-        obj = loads(data)
-        if not isinstance(obj, dict):
-            return Delta()
-        if obj.get("error"):
-            return Delta(error=str(obj["error"]))
-        done = bool(obj.get("done"))
-        return Delta(
-            obj.get("response") or "",
-            obj.get("thinking") or "",
-            _final(obj) if done else None,
-            done,
-            None,
-            obj.get("done_reason"),
-        )
+    @staticmethod
+    def text_of(obj: dict[str, Any]) -> tuple[str, str]:
+        return obj.get("response") or "", obj.get("thinking") or ""

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..prompts import Prompt
-from .base import DONE, Delta, Protocol, Usage, loads
+from .base import DONE, NOTHING, Delta, Protocol, Usage, loads
 
 
 def _usage(u: dict[str, Any]) -> Usage:
@@ -86,7 +86,7 @@ class OpenAIChat(Protocol):
             return DONE
         obj = loads(data)
         if not isinstance(obj, dict):
-            return Delta()
+            return NOTHING
         err = _error(obj)
         if err:
             return Delta(error=err)
@@ -95,11 +95,15 @@ class OpenAIChat(Protocol):
         choices = obj.get("choices")
         if not choices:
             return Delta(usage=usage)
-        choice = choices[0]
+        text, reasoning = self.choice_text(choices[0])
+        return Delta(text, reasoning, usage, False, None, choices[0].get("finish_reason"))
+
+    @staticmethod
+    def choice_text(choice: dict[str, Any]) -> tuple[str, str]:
+        """(text, reasoning) of a streamed chat choice."""
         delta = choice.get("delta") or {}
         text, reasoning = _content(delta.get("content"))
-        reasoning = reasoning or delta.get("reasoning_content") or delta.get("reasoning") or ""
-        return Delta(text, reasoning, usage, False, None, choice.get("finish_reason"))
+        return text, reasoning or delta.get("reasoning_content") or delta.get("reasoning") or ""
 
 
 class OpenAICompletions(OpenAIChat):
@@ -121,19 +125,6 @@ class OpenAICompletions(OpenAIChat):
             body["max_tokens"] = max_tokens
         return body
 
-    def parse(self, event: str, data: bytes) -> Delta:
-        if data == b"[DONE]":
-            return DONE
-        obj = loads(data)
-        if not isinstance(obj, dict):
-            return Delta()
-        err = _error(obj)
-        if err:
-            return Delta(error=err)
-        u = obj.get("usage")
-        usage = _usage(u) if u else None
-        choices = obj.get("choices")
-        if not choices:
-            return Delta(usage=usage)
-        choice = choices[0]
-        return Delta(choice.get("text") or "", "", usage, False, None, choice.get("finish_reason"))
+    @staticmethod
+    def choice_text(choice: dict[str, Any]) -> tuple[str, str]:
+        return choice.get("text") or "", ""
