@@ -28,6 +28,7 @@ SLUG_PATHS = {
     ("openai", "openai-chat"): "/chat/completions",
     ("openai", "openai-completions"): "/completions",
     ("deepseek", "openai-chat"): "/chat/completions",
+    ("groq", "openai-chat"): "/chat/completions",
     ("compat", "openai-chat"): "/chat/completions",
     ("workers-ai", "openai-chat"): "/v1/chat/completions",
     ("workers-ai", "workers-ai"): "/{model}",

@@ -146,6 +146,9 @@ class LLMUser(FastHttpUser):
         state["status"] = status
         raw = resp._response
         secrets = self.llm.secrets()
+        proto = proto.for_response(resp.headers)  # a gateway's fallback step answers in its own protocol
+        state["proto"] = proto
+        state["fields"] = proto.response_fields(resp.headers)
         if status >= 300:
             body = raw.read(_MAX_ERROR_BODY) if raw is not None else b""
             body = errors.redact(body.decode("utf-8", "replace"), secrets).encode()
@@ -154,9 +157,6 @@ class LLMUser(FastHttpUser):
             raise error
         if raw is None:
             raise errors.IncompleteStream("response has no body")
-        proto = proto.for_response(resp.headers)
-        state["proto"] = proto
-        state["fields"] = proto.response_fields(resp.headers)
         readline = raw.readline
         clock_ns = time.perf_counter_ns
         decoder = DECODERS[proto.framing]()

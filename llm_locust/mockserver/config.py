@@ -26,12 +26,15 @@ class MockConfig:
     seed: int = 0  # seed of the jitter; request number n uses random.Random(f"{seed}:{n}")
     continuous_usage: bool = False  # every streamed chunk carries the cumulative usage (vLLM style)
     reasoning_tokens: int = 0  # the first R output tokens are reasoning ("thinking") tokens
-    keepalive_ms: float = 0.0  # SSE ": keep-alive" comment every K ms while waiting for the first token; 0 = off
+    keepalive_ms: float = 0.0  # SSE keep-alive (comment; Anthropic: ping) every K ms before the first token; 0 = off
     send_log: str | None = None  # append one JSON line per generation request to this file
     fault: str | None = None  # one of FAULT_KINDS, or None
     fault_every: int = 1  # fault generation requests number N, 2N, 3N, ... (global counter from 1)
     fault_after_tokens: int = 2  # tokens sent before a mid-stream fault
-    retry_after: int = 2  # seconds, for the Retry-After header of status-429
+    retry_after: int = 2  # seconds, for the Retry-After header (Gemini: RetryInfo) of status-429
+    no_usage: bool = False  # never send usage / token counts, in any protocol
+    fail_steps: int = 0  # the gateway's universal endpoint treats its first N steps as failed
+    gateway_token: str | None = None  # gateway requests need "cf-aig-authorization: Bearer TOKEN"
     verbose: bool = False  # log every request to stderr
 
     def __post_init__(self) -> None:
@@ -40,7 +43,7 @@ class MockConfig:
         for name in ("ttft_ms", "itl_ms", "jitter_ms", "keepalive_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
-        for name in ("output_tokens", "reasoning_tokens", "fault_after_tokens", "retry_after", "port"):
+        for name in ("output_tokens", "reasoning_tokens", "fault_after_tokens", "retry_after", "port", "fail_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         if self.tokens_per_chunk < 1:
@@ -62,13 +65,20 @@ _HELP = {
     "continuous_usage": "every streamed chunk carries the cumulative usage so far (vLLM continuous_usage_stats)",
     "reasoning_tokens": "the first R output tokens are reasoning tokens (reasoning_content / thinking) "
     "(default %(default)s)",
-    "keepalive_ms": "send an SSE ': keep-alive' comment every K ms before the first token; 0 = off "
-    "(default %(default)s)",
+    "keepalive_ms": "send an SSE ': keep-alive' comment (Anthropic: a ping event) every K ms before the first "
+    "token; 0 = off (default %(default)s)",
     "send_log": "append one JSON line per generation request (real monotonic send times) to FILE",
     "fault": "inject a fault: " + ", ".join(FAULT_KINDS),
     "fault_every": "fault generation requests number N, 2N, 3N, ... (default %(default)s = every request)",
     "fault_after_tokens": "tokens sent before a mid-stream fault (default %(default)s)",
-    "retry_after": "Retry-After seconds sent with status-429 (default %(default)s)",
+    "retry_after": "Retry-After seconds sent with status-429 (Gemini/Vertex: the RetryInfo retryDelay) "
+    "(default %(default)s)",
+    "no_usage": "never send usage / token counts (OpenAI usage, Ollama eval counts, Anthropic usage, Gemini "
+    "usageMetadata, Workers AI usage), to test a client's own token counting",
+    "fail_steps": "the Cloudflare AI Gateway universal endpoint treats its first N steps as failed (5xx) and "
+    "answers with step N (default %(default)s)",
+    "gateway_token": "gateway routes (/v1/{account}/{gateway}/...) require 'cf-aig-authorization: Bearer TOKEN' "
+    "(else 401)",
     "verbose": "log every request to stderr",
 }
 
@@ -77,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of ``python -m llm_locust.mockserver``; one flag per :class:`MockConfig` field."""
     parser = argparse.ArgumentParser(
         prog="python -m llm_locust.mockserver",
-        description="Deterministic fake LLM inference server (OpenAI and Ollama wire formats) for load tests.",
+        description="Deterministic fake LLM inference server for load tests: OpenAI, Ollama, Anthropic, Gemini, "
+        "Vertex and Workers AI wire formats, and a Cloudflare AI Gateway in front of them.",
     )
     defaults = MockConfig()
     for f in fields(MockConfig):
@@ -91,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs["metavar"] = "KIND"
         elif f.name == "send_log":
             kwargs["metavar"] = "FILE"
+        elif f.name == "gateway_token":
+            kwargs["metavar"] = "TOKEN"
         else:
             kwargs["type"] = type(default)
         parser.add_argument(flag, **kwargs)

@@ -8,7 +8,8 @@ N, 2N, 3N, ... are faulted, so the number of faulted requests is exactly ``reque
 
 from __future__ import annotations
 
-#: Answer at once with this HTTP status and the wire protocol's own error body.
+#: Answer at once with this HTTP status and the wire protocol's own error body (a protocol may answer a status
+#: the way its provider does: the Gemini API says 400 ``API_KEY_INVALID`` where others say 401).
 STATUS_FAULTS: dict[str, int] = {
     "status-401": 401,
     "status-403": 403,
@@ -16,6 +17,7 @@ STATUS_FAULTS: dict[str, int] = {
     "status-429": 429,
     "status-500": 500,
     "status-503": 503,
+    "status-529": 529,  # Anthropic's overloaded_error
 }
 
 #: HTTP 200, ``fault_after_tokens`` tokens, then something goes wrong in the stream.

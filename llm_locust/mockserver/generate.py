@@ -5,14 +5,19 @@ when), lets the route's :class:`~llm_locust.mockserver.wire.WireProtocol` render
 each event as one HTTP chunk and records the real send times in a
 :class:`~llm_locust.mockserver.sendlog.SendRecord`.
 
+Before anything else, a request to the Cloudflare AI Gateway (``gateway.py``) gets the ``cf-aig-*`` response
+headers and, with ``--gateway-token``, its auth check; the universal endpoint picks the step that answers,
+whose protocol then renders the reply.
+
 Faults (see ``faults.py``) in a streamed reply: ``status-*`` answers at once with the protocol's error
-body; ``midstream-error`` sends ``fault_after_tokens`` tokens (all of them if the reply is shorter),
+response; ``midstream-error`` sends ``fault_after_tokens`` tokens (all of them if the reply is shorter),
 then the protocol's in-stream error event and ends the stream (no ``[DONE]``); ``malformed`` sends a
 broken event after that many tokens and then carries on normally; ``disconnect`` closes the socket
 after them without the terminating chunk; ``hang`` never answers. In a non-streamed reply the
 mid-stream faults happen at the time the ``fault_after_tokens``-th token is due: ``midstream-error``
-gives HTTP 500 with the error body, ``malformed`` HTTP 200 with a broken JSON body, ``disconnect``
-a response head and half a body, then the socket is closed.
+gives HTTP 500 (the protocol's ``midstream_status``: Anthropic's is 529) with the error body,
+``malformed`` HTTP 200 with a broken JSON body, ``disconnect`` a response head and half a body, then
+the socket is closed.
 
 While it waits for the first token (or for a non-streamed reply) the driver watches the socket, so a
 request the client gives up on ends at once (``aborted`` in the send log) rather than at its next send.
@@ -25,9 +30,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from llm_locust.mockserver import gateway
 from llm_locust.mockserver.config import MockConfig
 from llm_locust.mockserver.faults import HANG, HANG_SECONDS, MIDSTREAM_FAULTS, STATUS_FAULTS, fault_for
 from llm_locust.mockserver.http import Connection, Request
+from llm_locust.mockserver.routing import Target
 from llm_locust.mockserver.script import Chunk, Script, make_script, sleep_until, token_text
 from llm_locust.mockserver.sendlog import SendRecord
 from llm_locust.mockserver.wire import GenRequest, Reply, RequestError, StreamEncoder, WireProtocol
@@ -35,16 +42,19 @@ from llm_locust.mockserver.wire import GenRequest, Reply, RequestError, StreamEn
 MIDSTREAM_MESSAGE = "The server had an error while generating the response (mock midstream-error fault)."
 
 
-def _loads(body: bytes) -> dict[str, Any] | None:
+def _loads(body: bytes) -> Any:
+    """The JSON request body (``{}`` if empty), or ``_INVALID``."""
     try:
-        obj = json.loads(body) if body.strip() else {}
+        return json.loads(body) if body.strip() else {}
     except ValueError:
-        return None
-    return obj if isinstance(obj, dict) else None
+        return _INVALID
+
+
+_INVALID: Any = object()
 
 
 def run_generation(
-    cfg: MockConfig, stats: dict[str, int], conn: Connection, req: Request, proto: WireProtocol, seq: int
+    cfg: MockConfig, stats: dict[str, int], conn: Connection, req: Request, target: Target, seq: int
 ) -> tuple[bool, SendRecord]:
     """Answer generation request number ``seq``; returns (keep the connection open?, the send record).
 
@@ -52,35 +62,65 @@ def run_generation(
     """
     request_id = req.headers.get("x-request-id") or f"mock-{seq}"
     rec = SendRecord(request_id, seq, req.path, req.t_recv_ns, keep_times=cfg.send_log is not None)
+    rec.protocol = target.proto.name
     try:
-        keep = _run(cfg, stats, conn, req, proto, seq, rec)
+        keep = _run(cfg, stats, conn, req, target, seq, rec)
     except OSError:  # the client went away before the reply began
         keep, rec.aborted = False, True
     rec.t_end_ns = time.perf_counter_ns()
     return keep, rec
 
 
+def _respond(
+    conn: Connection, rec: SendRecord, status: int, body: bytes, headers: list[tuple[str, str]], keep: bool
+) -> bool:
+    """Send a whole error response (no tokens) and note it in the record."""
+    rec.status = status
+    rec.t_headers_ns = time.perf_counter_ns()
+    conn.send_response(status, body, headers=headers, keep_alive=keep)
+    return keep
+
+
 def _run(
-    cfg: MockConfig, stats: dict[str, int], conn: Connection, req: Request, proto: WireProtocol, seq: int,
+    cfg: MockConfig, stats: dict[str, int], conn: Connection, req: Request, target: Target, seq: int,
     rec: SendRecord,
 ) -> bool:  # fmt: skip
-    request_id = rec.request_id
     keep = req.keep_alive
-    extra = [("X-Request-Id", request_id)]
+    extra = [("X-Request-Id", rec.request_id)]
     body = _loads(req.body)
-    model = str((body or {}).get("model") or "mock-model")
+    proto, params = target.proto, target.params
+
+    if target.gateway:
+        extra += gateway.response_headers(req, seq)
+        if cfg.gateway_token is not None and not gateway.authorized(req, cfg.gateway_token):
+            return _respond(conn, rec, 401, gateway.UNAUTHORIZED, extra, keep)
+    if target.steps is not None:  # the universal endpoint: the step that answers decides everything else
+        if not isinstance(body, list):
+            message = (f"Unknown request URL: POST {req.path}; as a Cloudflare AI Gateway universal endpoint "
+                       "(/v1/{account}/{gateway}) it takes a JSON array of steps")  # fmt: skip
+            return _respond(conn, rec, 404, proto.error_body(404, "", message), extra, keep)
+        try:
+            step = gateway.pick_step(body, cfg.fail_steps, target.steps)
+        except RequestError as exc:
+            return _respond(conn, rec, 400, proto.error_body(400, "", str(exc)), extra, keep)
+        extra.append(("cf-aig-step", str(step.index)))
+        proto, params, body = step.proto, step.params, step.body
+        rec.protocol, rec.step = proto.name, step.index
+        if step.failed:
+            model = proto.model_of(body, params)
+            rec.model = model
+            status, err, headers = proto.error_response(500, model, seq=seq, retry_after=cfg.retry_after)
+            return _respond(conn, rec, status, err, extra + headers, keep)
+
+    model = proto.model_of(body, params)
     rec.model = model
     fault = fault_for(cfg.fault, cfg.fault_every, seq)
 
     if fault in STATUS_FAULTS:
-        status = STATUS_FAULTS[fault]
-        if status == 429:
-            extra.append(("Retry-After", str(cfg.retry_after)))
+        status, err, headers = proto.error_response(STATUS_FAULTS[fault], model, seq=seq, retry_after=cfg.retry_after)
         stats["faults"] += 1
-        rec.fault, rec.status = fault, status
-        rec.t_headers_ns = time.perf_counter_ns()
-        conn.send_response(status, proto.error_body(status, model), headers=extra, keep_alive=keep)
-        return keep
+        rec.fault = fault
+        return _respond(conn, rec, status, err, extra + headers, keep)
     if fault == HANG:
         stats["faults"] += 1
         rec.fault = fault
@@ -88,15 +128,15 @@ def _run(
         return False
 
     try:
-        if body is None:
+        if not isinstance(body, dict):
             raise RequestError("the request body must be a JSON object")
-        greq = proto.parse(body)
+        greq = proto.parse(body, params)
     except RequestError as exc:
-        rec.status = 400
-        rec.t_headers_ns = time.perf_counter_ns()
-        conn.send_response(400, proto.error_body(400, model, str(exc)), headers=extra, keep_alive=keep)
-        return keep
-    if cfg.continuous_usage:
+        status, err, headers = proto.error_response(400, model, str(exc), seq=seq)
+        return _respond(conn, rec, status, err, extra + headers, keep)
+    if cfg.no_usage:
+        greq.usage = greq.include_usage = greq.continuous_usage = False
+    elif cfg.continuous_usage:
         greq.continuous_usage = True
     if fault is not None:
         stats["faults"] += 1
@@ -104,7 +144,9 @@ def _run(
     rec.model, rec.stream, rec.prompt_tokens = greq.model, greq.stream, greq.prompt_tokens
     script = make_script(cfg, req.t_recv_ns, seq, greq.limit, proto.supports_reasoning)
     rec.finish_reason = script.finish_reason
-    reply = Reply(seq, request_id, int(time.time()), greq.prompt_tokens, req.t_recv_ns)
+    reply = Reply(seq, rec.request_id, int(time.time()), greq.prompt_tokens, req.t_recv_ns,
+                  tokens=script.tokens, reasoning_tokens=script.reasoning_tokens,
+                  finish_reason=script.finish_reason)  # fmt: skip
     try:
         if greq.stream:
             keep = _stream(cfg, stats, conn, proto, greq, reply, script, fault, rec, extra, keep)
@@ -228,11 +270,9 @@ def _whole(
         _sleep_watching(conn, due)
         rec.finish_reason = None
         if fault == "midstream-error":
-            rec.status = 500
-            rec.t_headers_ns = time.perf_counter_ns()
-            body = proto.error_body(500, greq.model, MIDSTREAM_MESSAGE)
-            conn.send_response(500, body, headers=extra, keep_alive=keep)
-            return keep
+            status, body, headers = proto.error_response(proto.midstream_status, greq.model, MIDSTREAM_MESSAGE,
+                                                         seq=reply.seq)  # fmt: skip
+            return _respond(conn, rec, status, body, extra + headers, keep)
         rec.status = 200
         rec.t_headers_ns = time.perf_counter_ns()
         if fault == "malformed":

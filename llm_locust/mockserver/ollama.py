@@ -6,10 +6,12 @@ per line (``application/x-ndjson``), one line per HTTP chunk, with no role-only 
 * ``/api/chat``: ``{"model", "created_at", "message": {"role": "assistant", "content": ...}, "done": false}``;
   reasoning tokens go in ``message.thinking`` (with ``content: ""``);
 * ``/api/generate``: ``{"model", "created_at", "response": ..., "done": false}``; reasoning in ``thinking``;
+  the prompt is counted over ``prompt`` and ``system``;
 * the last line has ``"done": true``, ``"done_reason": "stop" | "length"``, empty content,
   ``prompt_eval_count``, ``eval_count`` (output tokens) and the durations in nanoseconds, taken from
   the real times: ``prompt_eval_duration`` = first token - request read, ``eval_duration`` = last
-  token - first token, ``total_duration`` = now - request read, ``load_duration`` = 0.
+  token - first token, ``total_duration`` = now - request read, ``load_duration`` = 0 (with ``--no-usage``
+  the counts are left out, the durations stay).
 
 The output limit is ``options.num_predict`` (negative = no limit, as in Ollama).
 """
@@ -17,6 +19,7 @@ The output limit is ``options.num_predict`` (negative = no limit, as in Ollama).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from llm_locust.mockserver.script import count_words
@@ -59,12 +62,12 @@ def created_at() -> str:
     return f"{_last_prefix}.{frac:09d}Z"
 
 
-def durations(reply: Reply, eval_count: int) -> dict[str, int]:
-    """Ollama's timing fields (ns) from the real times of the reply."""
+def durations(reply: Reply, eval_count: int, counts: bool = True) -> dict[str, int]:
+    """Ollama's timing fields (ns) from the real times of the reply; ``counts=False`` (--no-usage): no eval counts."""
     now = time.perf_counter_ns()
     first = reply.t_first_token_ns or now
     last = reply.t_last_token_ns or first
-    return {
+    out = {
         "total_duration": now - reply.t_recv_ns,
         "load_duration": 0,
         "prompt_eval_count": reply.prompt_tokens,
@@ -72,6 +75,9 @@ def durations(reply: Reply, eval_count: int) -> dict[str, int]:
         "eval_count": eval_count,
         "eval_duration": last - first,
     }
+    if not counts:
+        del out["prompt_eval_count"], out["eval_count"]
+    return out
 
 
 class OllamaEncoder(StreamEncoder):
@@ -80,6 +86,7 @@ class OllamaEncoder(StreamEncoder):
     def __init__(self, req: GenRequest, reply: Reply, chat: bool) -> None:
         self.reply = reply
         self.model = req.model
+        self.usage = req.usage
         self.chat = chat
         self._head = '{"model":' + dumps(req.model) + ',"created_at":"'
         if chat:
@@ -107,7 +114,7 @@ class OllamaEncoder(StreamEncoder):
             obj["message"] = {"role": "assistant", "content": ""}
         else:
             obj["response"] = ""
-        obj.update(done=True, done_reason=finish_reason, **durations(self.reply, completion_tokens))
+        obj.update(done=True, done_reason=finish_reason, **durations(self.reply, completion_tokens, self.usage))
         return [(dumps(obj) + "\n").encode()]
 
 
@@ -129,7 +136,10 @@ class _OllamaBase(WireProtocol):
     def encoder(self, req: GenRequest, reply: Reply) -> StreamEncoder:
         return OllamaEncoder(req, reply, self.chat)
 
-    def error_body(self, status: int, model: str, message: str | None = None, code: str | None = None) -> bytes:
+    def error_body(
+        self, status: int, model: str, message: str | None = None, code: str | None = None, seq: int = 0,
+        retry_after: int | None = None,
+    ) -> bytes:  # fmt: skip
         if message is None:
             message = ERRORS.get(status, "error").format(model=model or "mock-model")
         return dumps({"error": message}).encode()
@@ -140,7 +150,7 @@ class OllamaChat(_OllamaBase):
 
     name = "ollama-chat"
 
-    def parse(self, body: dict[str, Any]) -> GenRequest:
+    def parse(self, body: dict[str, Any], params: Mapping[str, str]) -> GenRequest:
         messages = body.get("messages")
         if not isinstance(messages, list):
             raise RequestError("messages must be a list")
@@ -156,7 +166,7 @@ class OllamaChat(_OllamaBase):
             message["thinking"] = reasoning_text
         return dumps({
             "model": req.model, "created_at": created_at(), "message": message, "done": True,
-            "done_reason": finish_reason, **durations(reply, completion_tokens),
+            "done_reason": finish_reason, **durations(reply, completion_tokens, req.usage),
         }).encode()  # fmt: skip
 
 
@@ -166,11 +176,11 @@ class OllamaGenerate(_OllamaBase):
     name = "ollama-generate"
     chat = False
 
-    def parse(self, body: dict[str, Any]) -> GenRequest:
-        prompt = body.get("prompt") or ""
-        if not isinstance(prompt, str):
-            raise RequestError("prompt must be a string")
-        return self._common(body, count_words(prompt))
+    def parse(self, body: dict[str, Any], params: Mapping[str, str]) -> GenRequest:
+        prompt, system = body.get("prompt") or "", body.get("system") or ""
+        if not isinstance(prompt, str) or not isinstance(system, str):
+            raise RequestError("prompt and system must be strings")
+        return self._common(body, count_words(prompt) + count_words(system))
 
     def full_response(
         self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
@@ -179,5 +189,5 @@ class OllamaGenerate(_OllamaBase):
         obj: dict[str, Any] = {"model": req.model, "created_at": created_at(), "response": text}
         if reasoning_tokens:
             obj["thinking"] = reasoning_text
-        obj.update(done=True, done_reason=finish_reason, **durations(reply, completion_tokens))
+        obj.update(done=True, done_reason=finish_reason, **durations(reply, completion_tokens, req.usage))
         return dumps(obj).encode()

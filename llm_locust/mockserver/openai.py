@@ -7,7 +7,8 @@ Streamed chat reply (SSE, one ``data: <json>\\n\\n`` event per HTTP chunk):
 3. a chunk with an empty delta and ``finish_reason`` ``"length"`` or ``"stop"``;
 4. with ``stream_options.include_usage``: a usage chunk with ``"choices": []`` (earlier chunks carry
    ``"usage": null``); with ``stream_options.continuous_usage_stats`` (or ``--continuous-usage``) every
-   chunk carries the cumulative usage instead (vLLM);
+   chunk carries the cumulative usage instead (vLLM); never with ``--no-usage`` (nor ``usage`` in a
+   non-streamed reply);
 5. ``data: [DONE]``.
 
 Legacy completions: the same with ``object: "text_completion"`` and ``choices[0].text``, no role chunk,
@@ -16,6 +17,7 @@ and no reasoning tokens (the format has no field for them).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from llm_locust.mockserver.script import count_words
@@ -25,6 +27,7 @@ from llm_locust.mockserver.wire import (
     RequestError,
     StreamEncoder,
     WireProtocol,
+    content_words,
     dumps,
     int_or_none,
     json_str,
@@ -74,14 +77,6 @@ def _limit(body: dict[str, Any]) -> int | None:
     if limit is not None and limit < 0:
         raise RequestError("max_tokens must be >= 0")
     return limit
-
-
-def _content_words(content: Any) -> int:
-    if isinstance(content, str):
-        return count_words(content)
-    if isinstance(content, list):  # content parts: [{"type": "text", "text": "..."}, ...]
-        return sum(count_words(p.get("text") or "") for p in content if isinstance(p, dict))
-    return 0
 
 
 class OpenAIEncoder(StreamEncoder):
@@ -155,7 +150,10 @@ class _OpenAIBase(WireProtocol):
     def encoder(self, req: GenRequest, reply: Reply) -> StreamEncoder:
         return OpenAIEncoder(req, reply, self.chat, req.continuous_usage)
 
-    def error_body(self, status: int, model: str, message: str | None = None, code: str | None = None) -> bytes:
+    def error_body(
+        self, status: int, model: str, message: str | None = None, code: str | None = None, seq: int = 0,
+        retry_after: int | None = None,
+    ) -> bytes:  # fmt: skip
         etype, default_code, default_message = ERRORS.get(status, ("server_error", None, "Error."))
         if message is None:
             message, code = default_message.format(model=model or "mock-model"), default_code
@@ -167,11 +165,11 @@ class OpenAIChat(_OpenAIBase):
 
     name = "openai-chat"
 
-    def parse(self, body: dict[str, Any]) -> GenRequest:
+    def parse(self, body: dict[str, Any], params: Mapping[str, str]) -> GenRequest:
         messages = body.get("messages")
         if not isinstance(messages, list):
             raise RequestError("messages must be a list")
-        prompt = sum(_content_words(m.get("content")) for m in messages if isinstance(m, dict))
+        prompt = sum(content_words(m.get("content")) for m in messages if isinstance(m, dict))
         include, continuous = _stream_options(body)
         model = body.get("model") or "mock-model"
         return GenRequest(str(model), bool(body.get("stream", False)), _limit(body), prompt, include, continuous)
@@ -183,12 +181,14 @@ class OpenAIChat(_OpenAIBase):
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if reasoning_tokens:
             message["reasoning_content"] = reasoning_text
-        return dumps({
+        obj = {
             "id": f"chatcmpl-mock{reply.seq}", "object": "chat.completion", "created": reply.created,
             "model": req.model,
             "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
-            "usage": usage_obj(reply.prompt_tokens, completion_tokens, reasoning_tokens),
-        }).encode()  # fmt: skip
+        }  # fmt: skip
+        if req.usage:
+            obj["usage"] = usage_obj(reply.prompt_tokens, completion_tokens, reasoning_tokens)
+        return dumps(obj).encode()
 
 
 class OpenAICompletions(_OpenAIBase):
@@ -198,7 +198,7 @@ class OpenAICompletions(_OpenAIBase):
     chat = False
     supports_reasoning = False
 
-    def parse(self, body: dict[str, Any]) -> GenRequest:
+    def parse(self, body: dict[str, Any], params: Mapping[str, str]) -> GenRequest:
         prompt = body.get("prompt", "")
         if isinstance(prompt, str):
             words = count_words(prompt)
@@ -214,12 +214,14 @@ class OpenAICompletions(_OpenAIBase):
         self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
         completion_tokens: int, reasoning_tokens: int,
     ) -> bytes:  # fmt: skip
-        return dumps({
+        obj = {
             "id": f"cmpl-mock{reply.seq}", "object": "text_completion", "created": reply.created,
             "model": req.model,
             "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}],
-            "usage": usage_obj(reply.prompt_tokens, completion_tokens, reasoning_tokens),
-        }).encode()  # fmt: skip
+        }  # fmt: skip
+        if req.usage:
+            obj["usage"] = usage_obj(reply.prompt_tokens, completion_tokens, reasoning_tokens)
+        return dumps(obj).encode()
 
 
 def models_body() -> bytes:

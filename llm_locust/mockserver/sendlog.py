@@ -7,11 +7,14 @@ included). A non-streamed reply is one token-bearing "chunk": its body. Lines ar
 request ends (append + flush), so they appear in completion order, not arrival order.
 
 Fields: ``request_id`` (the ``X-Request-Id`` header, else ``"mock-<seq>"``), ``seq``, ``path``,
-``model``, ``stream``, ``fault`` (applied fault kind or null), ``status`` (HTTP status sent; null
-for ``hang``), ``t_recv_ns`` (request fully read), ``t_headers_ns``, ``t_first_token_ns``,
-``t_last_token_ns``, ``t_end_ns``, ``token_send_ns``, ``tokens`` (output tokens sent, reasoning
-included), ``reasoning_tokens``, ``prompt_tokens``, ``chunks`` (token-bearing chunks sent),
-``keepalives`` (SSE keep-alive comments sent), ``finish_reason``, ``aborted`` (the client went away).
+``protocol`` (the wire protocol that answered: ``openai-chat``, ``anthropic``, ``gemini``, ``workers-ai``,
+...; ``cf-universal`` if the gateway's universal endpoint answered by itself), ``step`` (the universal
+endpoint's step that answered, else null), ``model``, ``stream``, ``fault`` (applied fault kind or
+null), ``status`` (HTTP status sent; null for ``hang``), ``t_recv_ns`` (request fully read),
+``t_headers_ns``, ``t_first_token_ns``, ``t_last_token_ns``, ``t_end_ns``, ``token_send_ns``, ``tokens``
+(output tokens sent, reasoning included), ``reasoning_tokens``, ``prompt_tokens``, ``chunks``
+(token-bearing chunks sent), ``keepalives`` (SSE keep-alive comments sent), ``finish_reason``,
+``aborted`` (the client went away).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ class SendRecord:
     seq: int
     path: str
     t_recv_ns: int
+    protocol: str | None = None
+    step: int | None = None
     model: str | None = None
     stream: bool | None = None
     fault: str | None = None

@@ -1,9 +1,17 @@
 """Routing and the :class:`MockServer` class (a gevent ``StreamServer`` plus counters and the send log).
 
-Routes:
+Routes (patterns as in ``routing.py``: ``{name}`` is one path segment, ``{name...}`` the rest):
 
 * ``POST /v1/chat/completions``, ``POST /v1/completions`` -- OpenAI (``openai.py``);
 * ``POST /api/chat``, ``POST /api/generate`` -- Ollama (``ollama.py``);
+* ``POST /v1/messages`` -- Anthropic (``anthropic.py``);
+* ``POST /v1beta/models/{model}:streamGenerateContent?alt=sse`` (``/v1/models/...`` too, and
+  ``:generateContent``) -- Gemini; ``POST /v1/projects/{p}/locations/{l}/publishers/google/models/
+  {model}:streamGenerateContent?alt=sse`` -- Vertex (``gemini.py``);
+* ``POST /client/v4/accounts/{account}/ai/run/{model...}`` -- Workers AI native (``workers_ai.py``), and
+  ``.../ai/v1/chat/completions`` (OpenAI format);
+* ``/v1/{account}/{gateway}/{provider path}`` -- the Cloudflare AI Gateway's provider routes
+  (``GATEWAY_ROUTES``), and ``POST /v1/{account}/{gateway}`` -- its universal endpoint (``gateway.py``);
 * ``GET /health`` -> ``{"status": "ok"}``; ``GET /v1/models`` -> one model, ``mock-model``;
 * ``GET /mock/stats`` -> :attr:`MockServer.stats` as JSON;
 * anything else -> 404 in OpenAI's error shape (405 for a known path with the wrong method).
@@ -23,24 +31,83 @@ import gevent.event
 import gevent.pool
 from gevent.server import StreamServer
 
+from llm_locust.mockserver.anthropic import AnthropicMessages
 from llm_locust.mockserver.config import MockConfig
+from llm_locust.mockserver.gateway import CompatChat, GatewayUniversal
+from llm_locust.mockserver.gemini import Gemini, Vertex
 from llm_locust.mockserver.generate import run_generation
 from llm_locust.mockserver.http import BadRequest, Connection, Request
 from llm_locust.mockserver.ollama import OllamaChat, OllamaGenerate
 from llm_locust.mockserver.openai import OpenAIChat, OpenAICompletions, models_body
+from llm_locust.mockserver.routing import Router, Target, query_params
 from llm_locust.mockserver.sendlog import SendLog
 from llm_locust.mockserver.wire import WireProtocol, dumps
+from llm_locust.mockserver.workers_ai import WorkersAI
 
-#: Generation routes: path -> wire protocol. A new protocol adds its paths here.
+_CHAT, _COMPLETIONS, _ANTHROPIC, _WORKERS_AI = OpenAIChat(), OpenAICompletions(), AnthropicMessages(), WorkersAI()
+_GEMINI, _GEMINI_WHOLE, _VERTEX, _VERTEX_WHOLE = Gemini(), Gemini(stream=False), Vertex(), Vertex(stream=False)
+_VERTEX_PATH = "/v1/projects/{project}/locations/{location}/publishers/google/models/{model}"
+
+#: Generation routes: path pattern -> wire protocol. A new protocol adds its paths here.
 ROUTES: dict[str, WireProtocol] = {
-    "/v1/chat/completions": OpenAIChat(),
-    "/v1/completions": OpenAICompletions(),
+    "/v1/chat/completions": _CHAT,
+    "/v1/completions": _COMPLETIONS,
     "/api/chat": OllamaChat(),
     "/api/generate": OllamaGenerate(),
+    "/v1/messages": _ANTHROPIC,
+    "/v1beta/models/{model}:streamGenerateContent": _GEMINI,
+    "/v1beta/models/{model}:generateContent": _GEMINI_WHOLE,
+    "/v1/models/{model}:streamGenerateContent": _GEMINI,
+    "/v1/models/{model}:generateContent": _GEMINI_WHOLE,
+    _VERTEX_PATH + ":streamGenerateContent": _VERTEX,
+    _VERTEX_PATH + ":generateContent": _VERTEX_WHOLE,
+    "/client/v4/accounts/{account}/ai/v1/chat/completions": _CHAT,
+    "/client/v4/accounts/{account}/ai/run/{model...}": _WORKERS_AI,
 }
 
-_OPENAI = ROUTES["/v1/chat/completions"]
+#: Cloudflare AI Gateway provider routes, after ``/v1/{account}/{gateway}`` (and the universal endpoint's steps,
+#: as ``/{provider}/{endpoint}``): path pattern -> wire protocol. Order matters: first match wins.
+GATEWAY_ROUTES: dict[str, WireProtocol] = {
+    "/openai/chat/completions": _CHAT,
+    "/openai/completions": _COMPLETIONS,
+    "/anthropic/v1/messages": _ANTHROPIC,
+    "/google-ai-studio/v1beta/models/{model}:streamGenerateContent": _GEMINI,
+    "/google-ai-studio/v1/models/{model}:streamGenerateContent": _GEMINI,
+    "/google-vertex-ai" + _VERTEX_PATH + ":streamGenerateContent": _VERTEX,
+    "/workers-ai/v1/chat/completions": _CHAT,
+    "/workers-ai/{model...}": _WORKERS_AI,
+    "/mistral/v1/chat/completions": _CHAT,
+    "/deepseek/chat/completions": _CHAT,
+    "/groq/chat/completions": _CHAT,
+    "/compat/chat/completions": CompatChat(),
+}
+
+GATEWAY_BASE = "/v1/{account}/{gateway}"
+_DIRECT: Router[WireProtocol] = Router(ROUTES)
+_STEPS: Router[WireProtocol] = Router(GATEWAY_ROUTES)
+_GATEWAY: Router[WireProtocol] = Router(
+    {GATEWAY_BASE + path: proto for path, proto in GATEWAY_ROUTES.items()} | {GATEWAY_BASE: GatewayUniversal()}
+)
+
+_OPENAI = _CHAT
 GET_ROUTES = ("/health", "/v1/models", "/mock/stats")
+
+
+def route(path: str, target: str = "") -> Target | None:
+    """The generation route of ``path`` (``target``: the request target, for its query parameters), or None."""
+    if path in GET_ROUTES:
+        return None
+    gateway = False
+    hit = _DIRECT.match(path)
+    if hit is None:
+        hit, gateway = _GATEWAY.match(path), True
+        if hit is None:
+            return None
+    proto, params = hit
+    if "?" in target:
+        params = {**query_params(target), **params}
+    steps = _STEPS if isinstance(proto, GatewayUniversal) else None
+    return Target(proto, params, gateway, steps)
 
 
 class MockServer:
@@ -204,13 +271,13 @@ class MockServer:
 
     def _dispatch(self, conn: Connection, req: Request) -> bool:
         """Answer one request; returns whether to keep the connection open."""
-        proto = ROUTES.get(req.path)
-        if proto is not None:
+        target = route(req.path, req.target)
+        if target is not None:
             if req.method != "POST":
-                conn.send_response(405, proto.error_body(405, "", f"Use POST for {req.path}."),
+                conn.send_response(405, target.proto.error_body(405, "", f"Use POST for {req.path}."),
                                    headers=[("Allow", "POST")], keep_alive=req.keep_alive)  # fmt: skip
                 return req.keep_alive
-            return self._generate(conn, req, proto)
+            return self._generate(conn, req, target)
         if req.path in GET_ROUTES:
             if req.method != "GET":
                 conn.send_response(405, _OPENAI.error_body(405, "", f"Use GET for {req.path}."),
@@ -228,14 +295,14 @@ class MockServer:
         conn.send_response(404, _OPENAI.error_body(404, "", message, code="unknown_url"), keep_alive=req.keep_alive)
         return req.keep_alive
 
-    def _generate(self, conn: Connection, req: Request, proto: WireProtocol) -> bool:
+    def _generate(self, conn: Connection, req: Request, target: Target) -> bool:
         self._seq += 1
         seq = self._seq
         stats = self.stats
         stats["requests"] += 1
         stats["active"] += 1
         try:
-            keep, rec = run_generation(self.config, stats, conn, req, proto, seq)
+            keep, rec = run_generation(self.config, stats, conn, req, target, seq)
         finally:
             stats["active"] -= 1
         if self._send_log is not None:
@@ -243,7 +310,8 @@ class MockServer:
         if self.config.verbose:
             ms = ((rec.t_end_ns or time.perf_counter_ns()) - rec.t_recv_ns) / 1e6
             sys.stderr.write(
-                f"mock #{seq} {req.path} model={rec.model} status={rec.status} tokens={rec.tokens} "
+                f"mock #{seq} {req.path} {rec.protocol}{'' if rec.step is None else f' step={rec.step}'} "
+                f"model={rec.model} status={rec.status} tokens={rec.tokens} "
                 f"fault={rec.fault} {ms:.1f} ms{' ABORTED' if rec.aborted else ''}\n"
             )
         return keep

@@ -2,19 +2,22 @@
 
 A wire protocol is a :class:`WireProtocol` object, one per route, that
 
-* parses the JSON request body into a :class:`GenRequest` (model, stream?, output limit, prompt size),
+* parses the JSON request body (and the route's path and query parameters, e.g. a model named in the path)
+  into a :class:`GenRequest` (model, stream?, output limit, prompt size),
 * makes a :class:`StreamEncoder` that turns the events of one streamed reply (opening, token chunks,
   faults, closing) into the bytes of one HTTP chunk each (an SSE event, an NDJSON line, ...),
-* renders the non-streamed reply and error bodies.
+* renders the non-streamed reply and the error responses (status, body and headers: some providers answer a
+  given fault with another status or put the retry hint in the body instead of ``Retry-After``).
 
 The protocol-independent driver (``generate.py``) decides what to send and when; a protocol only
-decides how it looks on the wire. Adding a protocol (Anthropic, Gemini, ...) = one module with
-``WireProtocol`` subclasses plus one line per route in ``server.py``.
+decides how it looks on the wire. Adding a protocol = one module with ``WireProtocol`` subclasses plus
+one line per route in ``server.py`` (``ROUTES``, or ``GATEWAY_ROUTES`` for its Cloudflare AI Gateway path).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +36,7 @@ class GenRequest:
     prompt_tokens: int  # whitespace-separated words of the prompt
     include_usage: bool = False  # send a final usage chunk (OpenAI stream_options.include_usage)
     continuous_usage: bool = False  # usage in every chunk (vLLM stream_options.continuous_usage_stats)
+    usage: bool = True  # False (--no-usage): send no token counts at all, in any form
 
 
 @dataclass(slots=True)
@@ -46,6 +50,9 @@ class Reply:
     t_recv_ns: int
     t_first_token_ns: int | None = None
     t_last_token_ns: int | None = None
+    tokens: int = 0  # output tokens the reply will carry if nothing goes wrong (reasoning included)
+    reasoning_tokens: int = 0  # of which reasoning tokens (they come first)
+    finish_reason: str = "stop"  # "stop", or "length" if the request's limit cuts the reply
 
 
 class StreamEncoder:
@@ -82,9 +89,17 @@ class WireProtocol:
     stream_content_type: str = "text/event-stream"
     supports_reasoning: bool = True
     stream_by_default: bool = False
+    #: HTTP status of a non-streamed reply hit by the ``midstream-error`` fault
+    midstream_status: int = 500
 
-    def parse(self, body: dict[str, Any]) -> GenRequest:
+    def parse(self, body: dict[str, Any], params: Mapping[str, str]) -> GenRequest:
+        """``params``: the route's path parameters (``model``, ...) and the query parameters."""
         raise NotImplementedError
+
+    def model_of(self, body: Any, params: Mapping[str, str]) -> str:
+        """The model a request names (before it is parsed, for error bodies); from the body by default."""
+        model = body.get("model") if isinstance(body, dict) else None
+        return str(model or params.get("model") or "mock-model")
 
     def encoder(self, req: GenRequest, reply: Reply) -> StreamEncoder:
         raise NotImplementedError
@@ -96,9 +111,23 @@ class WireProtocol:
         """The body of a non-streamed reply."""
         raise NotImplementedError
 
-    def error_body(self, status: int, model: str, message: str | None = None, code: str | None = None) -> bytes:
-        """An error body for ``status``; ``message=None`` means the protocol's usual text (and code) for it."""
+    def error_body(
+        self, status: int, model: str, message: str | None = None, code: str | None = None, seq: int = 0,
+        retry_after: int | None = None,
+    ) -> bytes:  # fmt: skip
+        """An error body for ``status``; ``message=None`` means the protocol's usual text (and code) for it.
+
+        ``seq`` numbers the request (for request ids in the body); ``retry_after`` is the retry hint in seconds."""
         raise NotImplementedError
+
+    def error_response(
+        self, status: int, model: str, message: str | None = None, code: str | None = None, seq: int = 0,
+        retry_after: int | None = None,
+    ) -> tuple[int, bytes, list[tuple[str, str]]]:  # fmt: skip
+        """(HTTP status, body, extra headers) of an error ``status``: by default that status, :meth:`error_body`
+        and, for 429, a ``Retry-After`` header. Protocols whose provider answers otherwise override it."""
+        headers = [("Retry-After", str(retry_after))] if status == 429 and retry_after is not None else []
+        return status, self.error_body(status, model, message, code, seq, retry_after), headers
 
 
 def dumps(obj: Any) -> str:
@@ -111,6 +140,15 @@ def json_str(text: str) -> str:
     if text.isprintable() and '"' not in text and "\\" not in text:
         return '"' + text + '"'
     return json.dumps(text, ensure_ascii=False)
+
+
+def content_words(content: Any) -> int:
+    """Prompt words of a message's content: a string, or a list of parts/blocks with ``text`` (OpenAI, Anthropic)."""
+    if isinstance(content, str):
+        return len(content.split())
+    if isinstance(content, list):
+        return sum(len(str(p.get("text") or "").split()) for p in content if isinstance(p, dict))
+    return 0
 
 
 def int_or_none(value: Any, field: str) -> int | None:

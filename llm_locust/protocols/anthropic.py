@@ -11,6 +11,7 @@ input + cache creation + cache read, with the cache reads reported as cached tok
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ..prompts import Prompt
@@ -74,7 +75,8 @@ class AnthropicMessages(Protocol):
             return NOTHING
         if kind == "message_start":
             u = (obj.get("message") or {}).get("usage")
-            return Delta(usage=_usage(u)) if u else NOTHING
+            # its output_tokens is a placeholder (about 1): only message_delta counts the output
+            return Delta(usage=replace(_usage(u), output_tokens=None)) if u else NOTHING
         if kind == "message_delta":
             u = obj.get("usage")
             stop = (obj.get("delta") or {}).get("stop_reason")
