@@ -174,3 +174,88 @@ def test_bad_flags_and_missing_keys_exit_2_before_any_request(tmp_path, args, ex
     assert not (tmp_path / "reports").exists() or not any(
         p for p in (tmp_path / "reports").iterdir() if not p.name.startswith(".")
     )
+
+
+# ---------------------------------------------------------------- seed 001: providers through the gateway
+
+
+def gateway(mock) -> dict:
+    """Point the catalog's Cloudflare AI Gateway at the mock server, and give every provider a (fake) key, some
+    under seed 001's names."""
+    return {
+        "LLM_GATEWAY_URL": f"{mock.url}/v1/acct/gw",
+        "LLM_GATEWAY_HOSTS": mock.url.split("//")[1],
+        "OPENAI_TOKEN": "sk-openai-dummy",
+        "ANTHROPIC_API_KEY": "sk-ant-dummy",
+        "GEMINI_API_KEY": "g-dummy",
+        "DEEPSEEK_TOKEN": "ds-dummy",
+        "CLOUDFLARE_API_TOKEN": "cf-dummy",
+        "MISTRAL_API_KEY": "m-dummy",
+    }
+
+
+@pytest.fixture
+def fast_gateway(mock_server):
+    return mock_server("--ttft-ms", "1", "--itl-ms", "0.2", "--output-tokens", "6")
+
+
+SEED001 = [
+    # (arguments, models, requests per model)
+    (["--all-openai", "--attempts", "50"], 8, 50),
+    (["--all-models", "--attempts", "10"], 31, 10),
+    (["--providers", "openai", "anthropic", "--attempts", "50"], 2, 50),
+    (["--all-mistral", "--log-level", "DEBUG"], 4, 100),
+    (["--prompt-mode", "simple", "--max-tokens", "50"], 6, 100),
+    (["--parallel", "--prompt-mode", "simple", "--max-tokens", "100"], 6, 100),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "models", "attempts"), SEED001, ids=lambda v: " ".join(v) if isinstance(v, list) else None
+)
+def test_seed001_examples(tmp_path, fast_gateway, args, models, attempts):
+    run = bench(tmp_path, *args, "--output", "json", env=gateway(fast_gateway), timeout=240)
+    assert run.returncode == 0, run.stderr[-2000:]
+    doc = json.loads(run.stdout)
+    assert len(doc["providers"]) == models
+    assert {p["requests"] for p in doc["providers"]} == {attempts} and {p["failures"] for p in doc["providers"]} == {0}
+    assert len(fast_gateway.sent()) == models * attempts
+    # hosted providers are priced from genai-prices' data, which lacks two of the catalog's models
+    unpriced = {p["target"] for p in doc["providers"] if not p["cost_usd_total"]}
+    assert unpriced <= {"google:gemini-2.0-pro-exp-02-05", "workers:@cf/meta/llama-3.1-70b-instruct"}
+    folder = _folder(tmp_path)
+    assert (folder / "all_requests_log.csv").exists() and any(folder.glob("benchmark_*.log"))
+    if "--prompt-mode" in args:
+        limit = int(args[args.index("--max-tokens") + 1])
+        assert doc["run"]["token_limit"] == limit
+        assert {s["prompt_tokens"] for s in fast_gateway.sent()} <= {1, 2}  # "hi!"
+    if "--log-level" in args:
+        assert "DEBUG" in next(folder.glob("benchmark_*.log")).read_text()
+
+
+def test_parallel_sweep_over_three_providers_writes_all_logs(tmp_path, fast_gateway):
+    run = bench(tmp_path, "--providers", "openai", "anthropic", "google", "--attempts", "20", "--parallel",
+                env=gateway(fast_gateway))  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    folder = _folder(tmp_path)
+    for provider in ("openai", "anthropic", "google"):
+        with (folder / f"{provider}_requests_log.csv").open() as f:
+            assert len(list(csv.DictReader(f))) == 20
+    with (folder / "all_requests_log.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == 60
+    log = next(folder.glob("benchmark_*.log")).read_text()
+    assert "llm-locust" in log
+    assert "Per provider / model" in run.stdout and "tok/s median" in run.stdout
+
+
+def test_a_failing_provider_is_reported_while_the_others_go_on(tmp_path, mock_server):
+    mock = mock_server("--ttft-ms", "1", "--itl-ms", "0.2", "--output-tokens", "6", "--fault", "status-401",
+                       "--fault-model", "claude")  # fmt: skip
+    run = bench(tmp_path, "--providers", "openai", "anthropic", "deepseek", "--attempts", "5", "--output", "json",
+                env=gateway(mock))  # fmt: skip
+    assert run.returncode == 1
+    doc = json.loads(run.stdout)
+    by = {p["target"].split(":")[0]: p for p in doc["providers"]}
+    assert by["anthropic"]["failures"] == 5 and by["anthropic"]["errors"] == {"auth": 5}
+    assert by["openai"]["failures"] == 0 and by["deepseek"]["failures"] == 0
+    assert by["openai"]["requests"] == by["deepseek"]["requests"] == 5

@@ -31,6 +31,7 @@ class MockConfig:
     fault: str | None = None  # one of FAULT_KINDS, or None
     fault_every: int = 1  # fault generation requests number N, 2N, 3N, ... (global counter from 1)
     fault_after_tokens: int = 2  # tokens sent before a mid-stream fault
+    fault_model: str | None = None  # only requests whose model name contains this text are faulted
     retry_after: int = 2  # seconds, for the Retry-After header (Gemini: RetryInfo) of status-429
     no_usage: bool = False  # never send usage / token counts, in any protocol
     fail_steps: int = 0  # the gateway's universal endpoint treats its first N steps as failed
@@ -71,6 +72,8 @@ _HELP = {
     "fault": "inject a fault: " + ", ".join(FAULT_KINDS),
     "fault_every": "fault generation requests number N, 2N, 3N, ... (default %(default)s = every request)",
     "fault_after_tokens": "tokens sent before a mid-stream fault (default %(default)s)",
+    "fault_model": "fault only requests whose model name contains this text (default: any model), e.g. to fail "
+    "one provider of several",
     "retry_after": "Retry-After seconds sent with status-429 (Gemini/Vertex: the RetryInfo retryDelay) "
     "(default %(default)s)",
     "no_usage": "never send usage / token counts (OpenAI usage, Ollama eval counts, Anthropic usage, Gemini "
@@ -104,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs["metavar"] = "FILE"
         elif f.name == "gateway_token":
             kwargs["metavar"] = "TOKEN"
+        elif default is None:
+            kwargs["type"] = str
         else:
             kwargs["type"] = type(default)
         parser.add_argument(flag, **kwargs)

@@ -115,6 +115,8 @@ def _run(
     model = proto.model_of(body, params)
     rec.model = model
     fault = fault_for(cfg.fault, cfg.fault_every, seq)
+    if cfg.fault_model is not None and cfg.fault_model not in (model or ""):
+        fault = None
 
     if fault in STATUS_FAULTS:
         status, err, headers = proto.error_response(STATUS_FAULTS[fault], model, seq=seq, retry_after=cfg.retry_after)
