@@ -374,6 +374,7 @@ def on_test_stop(environment: Any, **_: Any) -> None:
             "llm_locust_version": __version__,
             **books,
         },
+        [p.name for p in run.prompts],
     )
     write_reports(folder, summary)
     console = render_console(summary, folder)

@@ -79,9 +79,11 @@ def run_window(records: list[dict[str, Any]]) -> float | None:
     return (end - start) / 1e9 if end > start else None
 
 
-def summarize(records: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any]:
-    """The summary.json document: ``run``; ``prompts``, one entry per (target, prompt) in first-seen order;
-    ``targets``, one entry per target; ``overall``."""
+def summarize(
+    records: list[dict[str, Any]], run: dict[str, Any], prompt_order: list[str] | None = None
+) -> dict[str, Any]:
+    """The summary.json document: ``run``; ``prompts``, one entry per (target, prompt), by target, then in
+    ``prompt_order`` (the prompt file's) or first-seen order; ``targets``, one entry per target; ``overall``."""
     duration = run_window(records)
     run = {**run, "duration_s": duration}
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -91,7 +93,7 @@ def summarize(records: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, A
         groups.setdefault((target, r["prompt"]), []).append(r)
         by_target.setdefault(target, []).append(r)
     t_order = {t: i for i, t in enumerate(by_target)}
-    p_order: dict[str, int] = {}
+    p_order: dict[str, int] = {name: i for i, name in enumerate(prompt_order or ())}
     for _, p in groups:
         p_order.setdefault(p, len(p_order))
     keys = sorted(groups, key=lambda k: (t_order[k[0]], p_order[k[1]]))  # by target, then prompt
