@@ -3,7 +3,8 @@
 The recorder listens to Locust's request event and takes the records that llm-locust users put in
 ``context["llm"]`` (requests of other users are not ours and are ignored). Requests cancelled by the end of a run
 never reach Locust's stats; the users hand those to :meth:`Recorder.add` directly, so nothing is lost from the
-books. Each row is flushed at once, so the per-request log survives a run that dies.
+books. Rows are flushed at least every ``FLUSH_S`` seconds (and at the end), so a run that is killed loses at most
+that much of its per-request log, without a system call on every request.
 
 On a worker the recorder also keeps an *outbox*: the records not yet shipped to the master
 (:mod:`llm_locust.distributed` drains it), and does not keep the records themselves, only their count.
@@ -12,11 +13,14 @@ On a worker the recorder also keeps an *outbox*: the records not yet shipped to 
 from __future__ import annotations
 
 import csv
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .record import COLUMNS, csv_row
+
+FLUSH_S = 0.5
 
 
 def _fmt(row: list[Any]) -> list[Any]:
@@ -34,6 +38,7 @@ class Recorder:
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self._file = None
         self._writer = None
+        self._flushed = time.monotonic()
         if csv_path is not None:
             csv_path.parent.mkdir(parents=True, exist_ok=True)
             self._file = csv_path.open("w", newline="", encoding="utf-8")
@@ -49,7 +54,10 @@ class Recorder:
             self.outbox.append(record)
         if self._writer is not None:
             self._writer.writerow(_fmt(csv_row(record)))
-            self._file.flush()  # type: ignore[union-attr]
+            now = time.monotonic()
+            if now - self._flushed >= FLUSH_S:
+                self._file.flush()  # type: ignore[union-attr]
+                self._flushed = now
         for listener in self.listeners:
             listener(record)
 

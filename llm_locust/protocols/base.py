@@ -104,6 +104,7 @@ class Protocol:
         self.host = host
         self.model = model
         self.continuous_usage = continuous_usage
+        self.via_gateway = gateway.is_gateway(host)  # once: response_fields runs on every request
 
     def request_path(self) -> str:
         """The path to request, given that the host may already hold part of it (``http://h/v1``) or all of it.
@@ -122,7 +123,7 @@ class Protocol:
 
     def headers(self, api_key: str | None) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        if gateway.is_gateway(self.host):
+        if self.via_gateway:
             headers.update(gateway.request_headers())
         return headers
 
@@ -132,11 +133,11 @@ class Protocol:
 
     def response_fields(self, headers: Any) -> dict[str, Any]:
         """Extra per-request fields read from the response headers (the gateway's cache status, step, log id)."""
-        return gateway.response_fields(headers) if gateway.is_gateway(self.host) else {}
+        return gateway.response_fields(headers) if self.via_gateway else {}
 
     def price_ref(self) -> tuple[str | None, str]:
         """(genai-prices provider id or ``None`` to match by the host URL, model name) for pricing."""
-        if gateway.is_gateway(self.host):
+        if self.via_gateway:
             return gateway.price_ref(self.host, self.model)
         return self.price_provider, self.model
 
