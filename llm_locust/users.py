@@ -114,6 +114,11 @@ class LLMUser(FastHttpUser):
                     state["error"] = state["error"] or e
                 except Exception as e:  # transport failures while reading the body
                     state["error"] = state["error"] or errors.from_exception(e)
+                state["t_end"] = time.perf_counter_ns()
+                timer.cancel()
+                # The bookkeeping (token count, price, event, log row) waits until no other stream has data
+                # waiting, so it never delays another stream's timestamps (docs/performance.md).
+                gevent.idle()
                 record = self._record(prompt, prep, request_id, start_wall, t0, clock, state, proto)
                 meta = resp.request_meta
                 meta["request_type"] = target.name
@@ -130,6 +135,8 @@ class LLMUser(FastHttpUser):
             if record is None:
                 record = self._record(prompt, prep, request_id, start_wall, t0, clock, state, proto)
                 record.update(status=STATUS_CANCELLED, error_class="cancelled", error="in flight when the run stopped")
+                if "t_end" in state:
+                    record["error"] = "finished as the run stopped, before it was booked"
                 llm.recorder.add(record)
             raise
         finally:
@@ -210,7 +217,7 @@ class LLMUser(FastHttpUser):
         state: dict[str, Any],
         proto: Protocol,
     ) -> dict[str, Any]:
-        t_end = time.perf_counter_ns()
+        t_end = state.get("t_end") or time.perf_counter_ns()
         proto = state["proto"]  # the protocol that answered (differs from the request's on a gateway fallback)
         target = self.target
         usage = clock.usage
