@@ -65,6 +65,12 @@ class Recorder:
         for record in records:
             self.add(record)
 
+    def flush(self) -> None:
+        """Write every row booked so far to the file now."""
+        if self._file is not None:
+            self._file.flush()
+            self._flushed = time.monotonic()
+
     def drain(self) -> list[dict[str, Any]]:
         """The records added since the last drain (worker side)."""
         out = self.outbox or []

@@ -247,6 +247,7 @@ class LLMWebUI:
         path = getattr(run.recorder, "csv_path", None) if run is not None else None
         if path is None or not Path(path).is_file():
             return _no_run()
+        run.recorder.flush()  # rows are flushed every 0.5 s: hand over every row booked so far
         data = Path(path).read_bytes()
         data = data[: data.rfind(b"\n") + 1]  # the file may be mid-row while the run goes
         return _attachment(data, "text/csv", f"llm_{run.run_id}_requests.csv")
