@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import gevent
@@ -51,7 +51,6 @@ def unpack(rows: list[list[Any]]) -> list[dict[str, Any]]:
 class WorkerBooks:
     received: int = 0
     expected: int | None = None  # the worker's final count, once it has arrived
-    hello_at: float = field(default_factory=time.monotonic)
 
 
 class Collector:
@@ -59,13 +58,11 @@ class Collector:
 
     def __init__(self) -> None:
         self.workers: dict[str, WorkerBooks] = {}
-        self.sink = None  # the current run's Recorder; records that arrive with no run are counted, not kept
-        self.orphans = 0
+        self.sink = None  # the current run's Recorder
 
     def reset(self, sink: Any) -> None:
         self.workers = {}
         self.sink = sink
-        self.orphans = 0
 
     def _books(self, client_id: str) -> WorkerBooks:
         books = self.workers.get(client_id)
@@ -80,7 +77,7 @@ class Collector:
         if not rows:
             return
         if self.sink is None:
-            self.orphans += len(rows)
+            logger.warning("%d records from worker %s arrived outside a run and are not counted", len(rows), client_id)
             return
         self._books(client_id).received += len(rows)
         self.sink.add_many(unpack(rows))

@@ -132,11 +132,6 @@ class LLMRun:
         self.bind_users = self.plan is None or (self.users or 0) >= len(self.targets)
 
     @property
-    def target(self) -> Target:
-        """The first (with one target: the only) target."""
-        return self.targets[0]
-
-    @property
     def model(self) -> str:
         return self.targets[0].model if len(self.targets) == 1 else ",".join(t.model for t in self.targets)
 
