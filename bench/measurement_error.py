@@ -573,17 +573,17 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("tail: tiktoken count", ("(llm_locust/tokens.py", "(tiktoken/")),
     ("tail: price lookup", ("(llm_locust/pricing.py", "(genai_prices/")),
     ("tail: live view", ("(llm_locust/live.py",)),  # before the recorder: the live view listens to Recorder.add
-    ("tail: requests.csv row", ("(llm_locust/recorder.py", "(llm_locust/record.py", "(csv.py")),
-    ("tail: record dict, timing()", ("_record (llm_locust/users.py", "timing (llm_locust")),
+    ("tail: requests.csv row", ("(llm_locust/recorder.py", "(llm_locust/measure/record.py", "(csv.py")),
+    ("tail: record dict, timing()", ("build_record (llm_locust/measure/build.py", "timing (llm_locust")),
     ("tail: Locust request event + stats", ("EventHook.fire (locust/", "_report_request (locust/")),
     ("request: send + response head (locust, geventhttpclient)", ("FastHttpSession.request (locust/",)),
     ("chunk: JSON parse (json.loads)", ("(json/",)),
     ("chunk: protocol parse (dict walk, Delta)", ("(llm_locust/protocols/",)),
-    ("chunk: SSE decoder", ("(llm_locust/framing.py",)),
-    ("chunk: StreamClock.add", ("StreamClock.add (llm_locust/metrics.py",)),
+    ("chunk: SSE decoder", ("(llm_locust/measure/framing.py",)),
+    ("chunk: StreamClock.add", ("StreamClock.add (llm_locust/measure/metrics.py",)),
     ("chunk: readline (incl. recv + gevent wait)", ("readline (geventhttpclient",)),
     ("chunk: bare reader loop", ("bare_locustfile.py",)),
-    ("chunk: _read loop itself", ("_read (llm_locust/users.py",)),
+    ("chunk: read_stream loop itself", ("read_stream (llm_locust/measure/stream.py",)),
     ("request: call() setup/teardown", ("(llm_locust/users.py",)),
     ("gevent hub loop (libev, epoll, greenlet switches)", ("Hub.run (gevent/",)),
     ("Locust runner, stats, other greenlets", ("(locust/",)),
@@ -625,8 +625,9 @@ def micro(tokens: int = 200) -> dict[str, float | str]:
     """
     from array import array
 
-    from llm_locust.framing import SSEDecoder
-    from llm_locust.metrics import StreamClock, timing
+    from llm_locust.measure.framing import SSEDecoder
+    from llm_locust.measure.metrics import StreamClock, timing
+    from llm_locust.measure.stream import StreamResult, read_stream
     from llm_locust.mockserver.openai import OpenAIEncoder
     from llm_locust.mockserver.script import token_text
     from llm_locust.mockserver.wire import GenRequest, Reply
@@ -646,14 +647,18 @@ def micro(tokens: int = 200) -> dict[str, float | str]:
         "t0_ns": 123, "itl_us": array("q", [10000] * (tokens - 1)).tobytes(),
     }  # fmt: skip
 
-    def full_chunk() -> None:
-        dec, clock = SSEDecoder(), StreamClock()
-        feed, parse, add = dec.feed, proto.parse, clock.add
-        for _ in range(1000):
-            feed(clock_ns(), data_line)
-            ev = feed(clock_ns(), blank)
-            d = parse(ev[1], ev[2])
-            add(ev[0], d.text, d.reasoning, d.usage)
+    body_lines = [data_line, blank] * 1000 + [b"data: [DONE]\n", blank, b""]
+
+    class Body:
+        """An in-memory body: ``readline`` hands out the lines, then ``b""`` (the cost of a list iterator)."""
+
+        def __init__(self) -> None:
+            lines = iter(body_lines)
+            self.readline = lambda _sep: next(lines)
+
+    def full_chunk() -> None:  # the real loop, llm_locust.measure.stream.read_stream
+        out = read_stream(StreamResult(proto), Body())
+        assert out.error is None, out.error
 
     def bare_chunk() -> None:
         n = 0
@@ -730,7 +735,9 @@ def micro(tokens: int = 200) -> dict[str, float | str]:
         return best(fn, number, 1)
 
     out: dict[str, float | str] = {
-        "per chunk: full profile (2 lines: decoder, JSON parse, Delta, StreamClock.add)": best(full_chunk, 20, 1000),
+        "per chunk: full profile (2 lines: read_stream loop, decoder, JSON parse, Delta, StreamClock.add)": best(
+            full_chunk, 20, 1000
+        ),
         "per chunk:   SSE decoder, 2 lines": best(decoder_only, 20, 1000),
         "per chunk:   protocol parse incl. json.loads": best(parse_only, 20, 1000),
         "per chunk:     json.loads alone": best(loads_only, 20, 1000),

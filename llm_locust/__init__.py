@@ -2,7 +2,7 @@
 
 * :mod:`llm_locust.users` — the Locust users (one abstract class per wire protocol);
 * :mod:`llm_locust.plugin` — the event listeners that add options, record requests and write reports;
-* :mod:`llm_locust.metrics` — the definitions of every metric;
+* :mod:`llm_locust.measure` — the measuring core, no Locust in it: stream reader, metric definitions, the record;
 * :mod:`llm_locust.mockserver` — the embedded mock LLM server.
 """
 

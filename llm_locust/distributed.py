@@ -26,25 +26,24 @@ from typing import Any
 
 import gevent
 
-from .record import COLUMNS
+from .measure.record import WIRE_COLUMNS, Record
 
 logger = logging.getLogger(__name__)
 
 #: seconds the master waits at test stop for the workers' final counts (workers that go away are not waited for)
 FINAL_WAIT_S = 15.0
-WIRE_COLUMNS = (*COLUMNS, "itl_us")
 MSG_HELLO = "llm_hello"
 MSG_FINAL = "llm_final"
 REPORT_KEY = "llm"
 
 
-def pack(records: list[dict[str, Any]]) -> list[list[Any]]:
-    """Records as rows in ``WIRE_COLUMNS`` order: no key names repeated on the wire."""
+def pack(records: list[Record]) -> list[list[Any]]:
+    """Records as rows in ``WIRE_COLUMNS`` order (every record field): no key names repeated on the wire."""
     return [[r.get(c) for c in WIRE_COLUMNS] for r in records]
 
 
-def unpack(rows: list[list[Any]]) -> list[dict[str, Any]]:
-    return [dict(zip(WIRE_COLUMNS, row, strict=True)) for row in rows]
+def unpack(rows: list[list[Any]]) -> list[Record]:
+    return [dict(zip(WIRE_COLUMNS, row, strict=True)) for row in rows]  # type: ignore[misc]
 
 
 @dataclass

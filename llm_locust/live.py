@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .record import STATUS_CANCELLED, STATUS_OK
+from .measure.record import STATUS_CANCELLED, STATUS_OK
 
 SAMPLE_S = 2.0
 WINDOW_S = 10.0

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .record import COLUMNS, csv_row
+from .measure.record import COLUMNS, Record, csv_row
 
 FLUSH_S = 0.5
 
@@ -29,13 +29,13 @@ def _fmt(row: list[Any]) -> list[Any]:
 
 class Recorder:
     def __init__(self, csv_path: Path | None, *, keep: bool = True, ship: bool = False) -> None:
-        self.records: list[dict[str, Any]] = []
+        self.records: list[Record] = []
         self.count = 0
         self.csv_path = csv_path
         self.keep = keep
-        self.outbox: list[dict[str, Any]] | None = [] if ship else None
+        self.outbox: list[Record] | None = [] if ship else None
         #: called with every record added (the live view listens here)
-        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.listeners: list[Callable[[Record], None]] = []
         self._file = None
         self._writer = None
         self._flushed = time.monotonic()
@@ -46,7 +46,7 @@ class Recorder:
             self._writer.writerow(COLUMNS)
             self._file.flush()
 
-    def add(self, record: dict[str, Any]) -> None:
+    def add(self, record: Record) -> None:
         self.count += 1
         if self.keep:
             self.records.append(record)
@@ -61,7 +61,7 @@ class Recorder:
         for listener in self.listeners:
             listener(record)
 
-    def add_many(self, records: list[dict[str, Any]]) -> None:
+    def add_many(self, records: list[Record]) -> None:
         for record in records:
             self.add(record)
 
@@ -71,7 +71,7 @@ class Recorder:
             self._file.flush()
             self._flushed = time.monotonic()
 
-    def drain(self) -> list[dict[str, Any]]:
+    def drain(self) -> list[Record]:
         """The records added since the last drain (worker side)."""
         out = self.outbox or []
         if self.outbox is not None:

@@ -1,7 +1,9 @@
 """Run reports: the summary of a run's records, written as text, JSON and CSV, and printed on one screen.
 
-``summarize()`` applies the run-level definitions of :mod:`llm_locust.metrics` to the records with pandas (exact
-percentiles over per-request values; ITL pooled over every gap). ``write_reports()`` writes ``summary.txt`` (seed
+``summarize()`` applies the run-level definitions of :mod:`llm_locust.measure.metrics` to the records with pandas
+(exact percentiles over per-request values; ITL pooled over every gap). It reads one DataFrame whose columns are
+the record fields ``REPORT_FIELDS`` (:func:`frame` makes it from records; a columnar store can hand it over
+directly), grouped by (target, prompt), by target and overall. ``write_reports()`` writes ``summary.txt`` (seed
 000's layout), ``summary.json`` and ``summary.csv`` beside the ``requests.csv`` that the recorder wrote during the
 run. The schema is documented in ``docs/reports.md``.
 """
@@ -10,52 +12,70 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .metrics import STAT_KEYS, stats
-from .record import STATUS_CANCELLED, STATUS_FAILED, STATUS_OK
+from .measure.metrics import STAT_KEYS, stats
+from .measure.record import FIELDS, STATUS_CANCELLED, STATUS_FAILED, STATUS_OK, Record
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LATENCY_METRICS = ("ttft_ms", "ttft_text_ms", "tpot_ms", "e2e_ms", "output_tokens_per_s")
 TOKEN_METRICS = ("input_tokens", "output_tokens", "total_tokens", "reasoning_tokens")
+#: the record fields (:class:`~llm_locust.measure.record.Record`) a summary reads: the columns of its frame
+REPORT_FIELDS = (
+    "target", "api", "prompt", "status", "error_class", *LATENCY_METRICS, *TOKEN_METRICS, "cost_usd", "cost_source",
+    "itl_us", "itl_rule", "token_events", "input_tokens_source", "output_tokens_source", "t0_ns", "elapsed_ms",
+)  # fmt: skip
+_unknown = set(REPORT_FIELDS) - set(FIELDS)
+if _unknown:  # a renamed record field must be renamed here too
+    raise ImportError(f"report fields not in the record: {sorted(_unknown)}")
 
 
-def _group_summary(records: list[dict[str, Any]], duration_s: float | None) -> dict[str, Any]:
-    import numpy as np
+def frame(records: list[Record]) -> pd.DataFrame:
+    """The records as one DataFrame of ``REPORT_FIELDS`` (any other source of the same columns will do)."""
     import pandas as pd
 
-    ok = [r for r in records if r["status"] == STATUS_OK]
-    failed = [r for r in records if r["status"] == STATUS_FAILED]
+    return pd.DataFrame.from_records(records, columns=REPORT_FIELDS)
+
+
+def _group_summary(df: pd.DataFrame, duration_s: float | None) -> dict[str, Any]:
+    import numpy as np
+
+    status = df["status"]
+    ok = df[status == STATUS_OK]
+    failed = df[status == STATUS_FAILED]
     out: dict[str, Any] = {
         "requests": len(ok) + len(failed),
         "successes": len(ok),
         "failures": len(failed),
-        "cancelled": sum(1 for r in records if r["status"] == STATUS_CANCELLED),
+        "cancelled": int((status == STATUS_CANCELLED).sum()),
         "error_classes": {},
     }
-    for r in failed:
-        out["error_classes"][r["error_class"]] = out["error_classes"].get(r["error_class"], 0) + 1
-    df = pd.DataFrame.from_records(ok, columns=[*LATENCY_METRICS, *TOKEN_METRICS, "cost_usd"])
+    for c in failed["error_class"].tolist():
+        out["error_classes"][c] = out["error_classes"].get(c, 0) + 1
     for m in LATENCY_METRICS:
-        out[m] = stats(df[m].dropna().to_numpy(dtype="float64"))
-    gaps = [r["itl_us"] for r in ok if len(r["itl_us"])]
+        out[m] = stats(ok[m].dropna().to_numpy(dtype="float64"))
+    gaps = [g for g in ok["itl_us"].tolist() if len(g)]
     itl = np.concatenate([np.frombuffer(g, dtype=np.int64) for g in gaps]) / 1000.0 if gaps else np.empty(0)
     out["itl_ms"] = stats(itl)
     out["itl_ms"]["samples"] = int(itl.size)
     for m in TOKEN_METRICS:
-        col = df[m].dropna()
+        col = ok[m].dropna()
         out[m] = {"mean": float(col.mean()) if len(col) else None, "total": int(col.sum()) if len(col) else None}
-    cost = df["cost_usd"].dropna()
+    cost = ok["cost_usd"].dropna()
     out["cost_usd"] = {
         "mean": float(cost.mean()) if len(cost) else None,
         "total": float(cost.sum()) if len(cost) else None,
         "priced_requests": int(len(cost)),
     }
     out["token_sources"] = {
-        "input": sorted({r["input_tokens_source"] for r in ok if r["input_tokens_source"]}),
-        "output": sorted({r["output_tokens_source"] for r in ok if r["output_tokens_source"]}),
+        "input": sorted({v for v in ok["input_tokens_source"].tolist() if isinstance(v, str) and v}),
+        "output": sorted({v for v in ok["output_tokens_source"].tolist() if isinstance(v, str) and v}),
     }
-    out["itl_rule"] = sorted({r["itl_rule"] for r in ok if r["token_events"] > 1})
-    out["cost_sources"] = sorted({r["cost_source"] for r in ok if r["cost_source"]})
+    events = ok["token_events"].tolist()
+    out["itl_rule"] = sorted({rule for rule, n in zip(ok["itl_rule"].tolist(), events, strict=True) if n > 1})
+    out["cost_sources"] = sorted({v for v in ok["cost_source"].tolist() if isinstance(v, str) and v})
     out_tokens = out["output_tokens"]["total"] or 0
     in_tokens = out["input_tokens"]["total"] or 0
     if duration_s:
@@ -69,37 +89,49 @@ def _group_summary(records: list[dict[str, Any]], duration_s: float | None) -> d
     return out
 
 
-def run_window(records: list[dict[str, Any]]) -> float | None:
+def run_window(df: pd.DataFrame) -> float | None:
     """Benchmark duration: last request end minus first request start, in seconds (from monotonic times)."""
-    done = [r for r in records if r.get("t0_ns") is not None and r["status"] != STATUS_CANCELLED]
+    columns = (df["t0_ns"].tolist(), df["elapsed_ms"].tolist(), df["status"].tolist())
+    done = [
+        (t0, elapsed)
+        for t0, elapsed, status in zip(*columns, strict=True)
+        if t0 is not None and t0 == t0 and status != STATUS_CANCELLED  # t0 == t0: not NaN
+    ]
     if not done:
         return None
-    start = min(r["t0_ns"] for r in done)
-    end = max(r["t0_ns"] + r["elapsed_ms"] * 1e6 for r in done)
+    start = min(t0 for t0, _ in done)
+    end = max(t0 + elapsed * 1e6 for t0, elapsed in done)
     return (end - start) / 1e9 if end > start else None
 
 
 def summarize(
-    records: list[dict[str, Any]], run: dict[str, Any], prompt_order: list[str] | None = None
+    records: list[Record] | pd.DataFrame, run: dict[str, Any], prompt_order: list[str] | None = None
 ) -> dict[str, Any]:
     """The summary.json document: ``run``; ``prompts``, one entry per (target, prompt), by target, then in
-    ``prompt_order`` (the prompt file's) or first-seen order; ``targets``, one entry per target; ``overall``."""
-    duration = run_window(records)
+    ``prompt_order`` (the prompt file's) or first-seen order; ``targets``, one entry per target; ``overall``.
+
+    ``records``: the run's records, or their :func:`frame` (the columns ``REPORT_FIELDS``)."""
+    import pandas as pd
+
+    df = records if isinstance(records, pd.DataFrame) else frame(records)
+    duration = run_window(df)
     run = {**run, "duration_s": duration}
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    by_target: dict[str, list[dict[str, Any]]] = {}
-    for r in records:
-        target = r.get("target") or r["api"]
-        groups.setdefault((target, r["prompt"]), []).append(r)
-        by_target.setdefault(target, []).append(r)
+    groups: dict[tuple[str, str], list[int]] = {}
+    by_target: dict[str, list[int]] = {}
+    names = zip(df["target"].tolist(), df["api"].tolist(), df["prompt"].tolist(), strict=True)
+    for i, (target, api, prompt) in enumerate(names):
+        target = target if isinstance(target, str) and target else api
+        groups.setdefault((target, prompt), []).append(i)
+        by_target.setdefault(target, []).append(i)
     t_order = {t: i for i, t in enumerate(by_target)}
     p_order: dict[str, int] = {name: i for i, name in enumerate(prompt_order or ())}
     for _, p in groups:
         p_order.setdefault(p, len(p_order))
     keys = sorted(groups, key=lambda k: (t_order[k[0]], p_order[k[1]]))  # by target, then prompt
-    prompts = [{"name": p, "target": t, **_group_summary(groups[(t, p)], duration)} for t, p in keys]
-    targets = [{"name": t, **_group_summary(rs, duration)} for t, rs in by_target.items()]
-    overall = _group_summary(records, duration)
+    rows = df.iloc
+    prompts = [{"name": p, "target": t, **_group_summary(rows[groups[(t, p)]], duration)} for t, p in keys]
+    targets = [{"name": t, **_group_summary(rows[idx], duration)} for t, idx in by_target.items()]
+    overall = _group_summary(df, duration)
     overall["requests_per_s"] = overall["throughput"]["requests_per_s"]
     run["requests"] = overall["requests"]
     return {"run": run, "prompts": prompts, "targets": targets, "overall": overall}

@@ -26,8 +26,8 @@ import pytest
 import requests
 
 from llm_locust.errors import LLMError, MalformedChunk
-from llm_locust.framing import DECODERS
-from llm_locust.metrics import StreamClock
+from llm_locust.measure.framing import DECODERS
+from llm_locust.measure.metrics import StreamClock
 from llm_locust.mockserver import MockConfig, MockServer, start_subprocess
 from llm_locust.mockserver.config import build_parser
 from llm_locust.mockserver.faults import FAULT_KINDS

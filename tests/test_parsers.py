@@ -1,7 +1,8 @@
 """Protocol parsers on recorded example streams (tests/data/streams, written from the providers' documented formats).
 
-Each stream is fed line by line, with one millisecond between lines, through the framing decoder, the protocol
-parser and the stream clock, exactly as the user class does it.
+Each stream is fed line by line, with one millisecond between lines, through the stream reader that the user
+class reads responses with (``llm_locust.measure.stream.read_stream``): a fake body hands out the recorded lines
+and a fake clock reads 1 ms, 2 ms, ... for them.
 """
 
 from __future__ import annotations
@@ -10,60 +11,69 @@ from pathlib import Path
 
 import pytest
 
+from llm_locust import errors
 from llm_locust.errors import MalformedChunk
-from llm_locust.framing import DECODERS
-from llm_locust.metrics import ITL_PER_EVENT, ITL_USAGE_SPLIT, StreamClock, timing
-from llm_locust.protocols import get_protocol
+from llm_locust.measure.metrics import ITL_PER_EVENT, ITL_USAGE_SPLIT, timing
+from llm_locust.measure.stream import StreamResult, read_stream
+from llm_locust.protocols import Protocol, get_protocol
 
 STREAMS = Path(__file__).parent / "data" / "streams"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 MS = 1_000_000
 
 
-def replay(api: str, name: str) -> tuple[StreamClock, list, int]:
-    """Feed the file's lines at t = 1 ms, 2 ms, ...; return the clock, the deltas and the line count."""
-    proto = get_protocol(api)("http://127.0.0.1:1", "m")
-    decoder = DECODERS[proto.framing]()
-    clock = StreamClock()
-    deltas = []
-    lines = (STREAMS / name).read_bytes().splitlines(keepends=True)
-    for i, line in enumerate(lines, 1):
-        event = decoder.feed(i * MS, line)
-        if event is None:
-            continue
-        delta = proto.parse(event[1], event[2])
-        deltas.append(delta)
-        clock.add(event[0], delta.text, delta.reasoning, delta.usage)
-    tail = decoder.flush()
-    assert tail is None
-    return clock, deltas, len(lines)
+class Body:
+    """A recorded body: ``readline`` hands out its lines, then ``b""``; ``now`` reads line number x 1 ms."""
+
+    def __init__(self, data: bytes) -> None:
+        self.lines = data.splitlines(keepends=True)
+        self.n = 0
+
+    def readline(self, sep: bytes = b"\n") -> bytes:
+        assert sep == b"\n"
+        self.n += 1
+        return self.lines[self.n - 1] if self.n <= len(self.lines) else b""
+
+    def now(self) -> int:
+        return self.n * MS
+
+
+def read(proto: Protocol, data: bytes, secrets: tuple[str, ...] = ()) -> StreamResult:
+    """Read ``data`` as a response body with ``proto``, line i arriving at t = i ms."""
+    body = Body(data)
+    return read_stream(StreamResult(proto), body, secrets, now=body.now)
+
+
+def replay(api: str, name: str) -> StreamResult:
+    """Read the recorded stream tests/data/streams/``name`` with the ``api`` protocol."""
+    return read(get_protocol(api)("http://127.0.0.1:1", "m"), (STREAMS / name).read_bytes())
 
 
 def test_openai_chat_role_chunk_and_empty_delta_are_not_tokens():
-    clock, deltas, _ = replay("openai-chat", "openai_chat.sse")
-    assert "".join(clock.text) == "Paris is the capital."
-    assert clock.token_ns == [3 * MS, 5 * MS, 9 * MS]  # lines 3, 5 and 9 carry content
-    assert clock.usage.input_tokens == 14 and clock.usage.output_tokens == 5
-    assert deltas[-1].done
-    t = timing(0, clock, clock.usage.output_tokens)
+    out = replay("openai-chat", "openai_chat.sse")
+    assert "".join(out.clock.text) == "Paris is the capital."
+    assert out.clock.token_ns == [3 * MS, 5 * MS, 9 * MS]  # lines 3, 5 and 9 carry content
+    assert out.clock.usage.input_tokens == 14 and out.clock.usage.output_tokens == 5
+    assert out.done
+    t = timing(0, out.clock, out.clock.usage.output_tokens)
     assert t.ttft_ms == 3.0 and t.e2e_ms == 9.0
     assert t.tpot_ms == pytest.approx((9 - 3) / 4)
     assert t.itl_rule == ITL_PER_EVENT and list(t.itl_us) == [2000, 4000]
 
 
 def test_deepseek_keepalive_comments_skipped_and_reasoning_counts_for_ttft():
-    clock, deltas, _ = replay("openai-chat", "deepseek_reasoner.sse")
-    assert "".join(clock.reasoning) == "Thinking." and "".join(clock.text) == "42"
-    t = timing(0, clock, 4)
+    out = replay("openai-chat", "deepseek_reasoner.sse")
+    assert "".join(out.clock.reasoning) == "Thinking." and "".join(out.clock.text) == "42"
+    t = timing(0, out.clock, 4)
     assert t.ttft_ms == 7.0  # first reasoning delta, after two keep-alives and the role chunk
     assert t.ttft_text_ms == 11.0
-    assert clock.usage.reasoning_tokens == 3 and clock.usage.cached_tokens == 0
+    assert out.clock.usage.reasoning_tokens == 3 and out.clock.usage.cached_tokens == 0
 
 
 def test_vllm_continuous_usage_splits_multi_token_chunks():
-    clock, _, _ = replay("openai-chat", "vllm_continuous_usage.sse")
-    assert clock.cumulative_usage
-    t = timing(0, clock, clock.usage.output_tokens)
+    out = replay("openai-chat", "vllm_continuous_usage.sse")
+    assert out.clock.cumulative_usage
+    t = timing(0, out.clock, out.clock.usage.output_tokens)
     assert t.itl_rule == ITL_USAGE_SPLIT
     # events at 3, 5, 7 ms carrying 2, 3, 1 tokens: the 2 ms gap before the 3-token chunk counts 3 times
     assert list(t.itl_us) == [666, 666, 666, 2000]
@@ -71,45 +81,102 @@ def test_vllm_continuous_usage_splits_multi_token_chunks():
 
 
 def test_mistral_content_lists_with_thinking():
-    clock, _, _ = replay("openai-chat", "mistral_thinking.sse")
-    assert "".join(clock.reasoning) == "Hmm" and "".join(clock.text) == "Bonjour!"
+    out = replay("openai-chat", "mistral_thinking.sse")
+    assert "".join(out.clock.reasoning) == "Hmm" and "".join(out.clock.text) == "Bonjour!"
 
 
 def test_openai_error_event_mid_stream():
-    _, deltas, _ = replay("openai-chat", "openai_midstream_error.sse")
-    assert deltas[-1].error.startswith("The server had an error")
+    out = replay("openai-chat", "openai_midstream_error.sse")
+    assert isinstance(out.error, errors.StreamError) and out.error.message.startswith("The server had an error")
 
 
 def test_sse_multiline_data_is_joined_and_timed_by_its_first_line():
-    clock, deltas, _ = replay("openai-chat", "multiline.sse")
-    assert "".join(clock.text) == "joined"
-    assert clock.token_ns == [MS]  # the event: line opened it
-    assert deltas[-1].done
+    out = replay("openai-chat", "multiline.sse")
+    assert "".join(out.clock.text) == "joined"
+    assert out.clock.token_ns == [MS]  # the event: line opened it
+    assert out.done
 
 
 def test_ollama_chat_ndjson_with_final_usage():
-    clock, deltas, _ = replay("ollama-chat", "ollama_chat.ndjson")
-    assert "".join(clock.text) == "The sky is blue."
-    assert clock.token_ns == [MS, 2 * MS, 4 * MS]  # the blank line 3 is skipped
-    assert deltas[-1].done and deltas[-1].finish_reason == "stop"
-    assert clock.usage.input_tokens == 26 and clock.usage.output_tokens == 5
+    out = replay("ollama-chat", "ollama_chat.ndjson")
+    assert "".join(out.clock.text) == "The sky is blue."
+    assert out.clock.token_ns == [MS, 2 * MS, 4 * MS]  # the blank line 3 is skipped
+    assert out.done and out.finish == "stop"
+    assert out.clock.usage.input_tokens == 26 and out.clock.usage.output_tokens == 5
 
 
 def test_ollama_generate_thinking_then_response():
-    clock, _, _ = replay("ollama-generate", "ollama_generate_thinking.ndjson")
-    t = timing(0, clock, 3)
+    out = replay("ollama-generate", "ollama_generate_thinking.ndjson")
+    t = timing(0, out.clock, 3)
     assert t.ttft_ms == 1.0 and t.ttft_text_ms == 3.0
 
 
 def test_ollama_error_line():
-    _, deltas, _ = replay("ollama-chat", "ollama_error.ndjson")
-    assert "unexpected EOF" in deltas[-1].error
+    out = replay("ollama-chat", "ollama_error.ndjson")
+    assert isinstance(out.error, errors.StreamError) and "unexpected EOF" in out.error.message
 
 
 def test_malformed_chunk_raises_a_classified_error():
     proto = get_protocol("openai-chat")("http://127.0.0.1:1", "m")
     with pytest.raises(MalformedChunk, match="not JSON"):
         proto.parse("", b"{not json")
+
+
+# ---------------------------------------------------------------- how a stream ends
+
+CHUNK = b'data: {"choices":[{"index":0,"delta":{"content":"%s"}}]}\n\n'
+DONE = b"data: [DONE]\n\n"
+
+
+def chat() -> Protocol:
+    return get_protocol("openai-chat")("http://127.0.0.1:1", "m")
+
+
+def test_a_stream_without_its_end_marker_is_incomplete():
+    out = read(chat(), CHUNK % b"a" + CHUNK % b"b")
+    assert isinstance(out.error, errors.IncompleteStream) and not out.done
+    assert "".join(out.clock.text) == "ab"  # what came is kept
+
+
+def test_a_complete_stream_without_tokens_is_empty():
+    out = read(chat(), b'data: {"choices":[{"index":0,"delta":{"role":"assistant"}}]}\n\n' + DONE)
+    assert out.done and isinstance(out.error, errors.EmptyResponse)
+
+
+def test_a_malformed_chunk_is_the_first_error_and_reading_goes_on():
+    out = read(chat(), CHUNK % b"a" + b"data: {not json\n\n" + b"data: [1]\n\n" + CHUNK % b"b" + DONE)
+    assert isinstance(out.error, MalformedChunk) and "not JSON" in str(out.error)
+    assert out.done and "".join(out.clock.text) == "ab"
+
+
+def test_a_stream_error_is_redacted_of_the_run_secrets():
+    body = CHUNK % b"a" + b'data: {"error":{"message":"bad key sk-secret-123 for you"}}\n\n' + DONE
+    out = read(chat(), body, secrets=("sk-secret-123",))
+    assert isinstance(out.error, errors.StreamError)
+    assert "sk-secret-123" not in str(out.error) and "bad key" in str(out.error)
+
+
+def test_an_ndjson_stream_that_ends_at_the_close_of_the_body():
+    proto = get_protocol("ollama-chat")("http://127.0.0.1:1", "m")
+    line = b'{"message":{"role":"assistant","content":"hi"},"done":false}\n'
+    assert not proto.ends_at_close and isinstance(read(proto, line).error, errors.IncompleteStream)
+    proto.ends_at_close = True  # as for protocols whose stream has no end marker
+    out = read(proto, line)
+    assert out.done and out.error is None
+
+
+def test_a_readline_failure_propagates_and_keeps_what_was_read():
+    class Broken(Body):
+        def readline(self, sep: bytes = b"\n") -> bytes:
+            if self.n == 2:
+                raise ConnectionResetError("peer went away")
+            return super().readline(sep)
+
+    body = Broken(CHUNK % b"a" + DONE)
+    out = StreamResult(chat())
+    with pytest.raises(ConnectionResetError):
+        read_stream(out, body, now=body.now)
+    assert out.clock.token_ns == [MS] and not out.done and out.error is None
 
 
 @pytest.mark.parametrize(
@@ -139,40 +206,41 @@ def test_openai_uses_max_completion_tokens_only_on_api_openai_com():
 
 
 def test_anthropic_thinking_then_text_with_cumulative_usage():
-    clock, deltas, _ = replay("anthropic", "anthropic_thinking.sse")
-    assert "".join(clock.reasoning) == "Let me think." and "".join(clock.text) == "Paris."
-    assert deltas[-1].done
-    u = clock.usage
+    out = replay("anthropic", "anthropic_thinking.sse")
+    assert "".join(out.clock.reasoning) == "Let me think." and "".join(out.clock.text) == "Paris."
+    assert out.done
+    u = out.clock.usage
     # input normalised to input + cache creation + cache read; output from the last message_delta (never summed)
     assert (u.input_tokens, u.output_tokens, u.cached_tokens) == (125, 9, 100)
-    t = timing(0, clock, u.output_tokens)
+    t = timing(0, out.clock, u.output_tokens)
     assert t.ttft_ms == 10.0 and t.ttft_text_ms == 22.0  # the ping and the signature delta are not tokens
 
 
 def test_anthropic_overloaded_error_event_mid_stream():
-    _, deltas, _ = replay("anthropic", "anthropic_overloaded.sse")
-    assert deltas[-1].error == "overloaded_error: Overloaded"
+    out = replay("anthropic", "anthropic_overloaded.sse")
+    assert out.error.message == "overloaded_error: Overloaded"
 
 
 def test_gemini_thought_parts_usage_and_finish():
-    clock, deltas, _ = replay("gemini", "gemini_thoughts.sse")
-    assert "".join(clock.reasoning) == "Considering the question." and "".join(clock.text) == "The answer is 42."
-    assert deltas[-1].done and deltas[-1].finish_reason == "STOP"
-    u = clock.usage
+    out = replay("gemini", "gemini_thoughts.sse")
+    assert "".join(out.clock.reasoning) == "Considering the question."
+    assert "".join(out.clock.text) == "The answer is 42."
+    assert out.done and out.finish == "STOP"
+    u = out.clock.usage
     assert (u.input_tokens, u.output_tokens, u.reasoning_tokens, u.cached_tokens) == (9, 35, 30, 4)
 
 
 def test_workers_ai_native_response_chunks_and_trailing_usage():
-    clock, deltas, _ = replay("workers-ai", "workers_ai.sse")
-    assert "".join(clock.text) == "Hello world" and len(clock.token_ns) == 2
-    assert clock.usage.input_tokens == 18 and clock.usage.output_tokens == 2
-    assert deltas[-1].done
+    out = replay("workers-ai", "workers_ai.sse")
+    assert "".join(out.clock.text) == "Hello world" and len(out.clock.token_ns) == 2
+    assert out.clock.usage.input_tokens == 18 and out.clock.usage.output_tokens == 2
+    assert out.done
 
 
 def test_workers_ai_openai_shaped_chunks_on_the_native_route():
-    clock, _, _ = replay("workers-ai", "workers_ai_openai_shape.sse")
-    assert "".join(clock.reasoning) == "Hmm." and "".join(clock.text) == "Yes"
-    assert clock.usage.output_tokens == 6
+    out = replay("workers-ai", "workers_ai_openai_shape.sse")
+    assert "".join(out.clock.reasoning) == "Hmm." and "".join(out.clock.text) == "Yes"
+    assert out.clock.usage.output_tokens == 6
 
 
 def test_custom_template_tgi_stream(monkeypatch):
@@ -184,16 +252,9 @@ def test_custom_template_tgi_stream(monkeypatch):
     body = proto.body(Prompt(name="a", text="Why is the sky blue?"), 64)
     assert body == {"inputs": "Why is the sky blue?", "parameters": {"max_new_tokens": 64, "details": True}}
     assert proto.headers(None)["Authorization"] == "Bearer hf_dummy"
-    decoder = DECODERS[proto.framing]()
-    clock = StreamClock()
-    last = None
-    for i, line in enumerate((STREAMS / "tgi_generate_stream.sse").read_bytes().splitlines(keepends=True), 1):
-        event = decoder.feed(i * MS, line)
-        if event:
-            last = proto.parse(event[1], event[2])
-            clock.add(event[0], last.text, last.reasoning, last.usage)
-    assert "".join(clock.text) == " The sky"  # the special </s> token is skipped
-    assert last.done and clock.usage.output_tokens == 3
+    out = read(proto, (STREAMS / "tgi_generate_stream.sse").read_bytes())
+    assert "".join(out.clock.text) == " The sky"  # the special </s> token is skipped
+    assert out.done and out.error is None and out.clock.usage.output_tokens == 3
 
 
 def test_custom_template_single_json_body(monkeypatch):
@@ -205,14 +266,10 @@ def test_custom_template_single_json_body(monkeypatch):
     body = proto.body(Prompt(name="a", text="hi", system="be brief"), None)
     assert body["messages"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
     assert body["max_output_tokens"] is None and body["model"] == "my-model"
-    decoder = DECODERS["json"]()
-    lines = [b"{\n", b'"output": {"text": "Hello there"},\n', b'"usage": {"input_tokens": 5, "output_tokens": 2}}\n']
-    for i, line in enumerate(lines, 1):
-        assert decoder.feed(i * MS, line) is None
-    t, _, data = decoder.flush()
-    assert t == 3 * MS  # timed by the last line: the answer is complete only then
-    delta = proto.parse("", data)
-    assert delta.text == "Hello there" and delta.done and delta.usage.output_tokens == 2
+    assert proto.framing == "json"
+    out = read(proto, b'{\n"output": {"text": "Hello there"},\n"usage": {"input_tokens": 5, "output_tokens": 2}}\n')
+    assert out.clock.token_ns == [3 * MS]  # timed by the last line: the answer is complete only then
+    assert "".join(out.clock.text) == "Hello there" and out.done and out.clock.usage.output_tokens == 2
 
 
 @pytest.mark.parametrize(

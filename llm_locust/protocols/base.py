@@ -1,9 +1,9 @@
 """What every wire protocol provides: request building, stream-event parsing and error extraction.
 
 A protocol knows nothing about sockets or timing. ``build()`` turns a prompt into (path, body, headers);
-``parse()`` turns one framed stream event (see :mod:`llm_locust.framing`) into a :class:`Delta`; ``error_message()``
-digs the provider's own words out of an error body. Measurement happens elsewhere (:mod:`llm_locust.metrics`),
-so adding a provider is one small module of this shape.
+``parse()`` turns one framed stream event (see :mod:`llm_locust.measure.framing`) into a :class:`Delta`;
+``error_message()`` digs the provider's own words out of an error body. Measurement happens elsewhere
+(:mod:`llm_locust.measure`), so adding a provider is one small module of this shape.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class Protocol:
     """Base class of the wire protocols. Subclasses set the class attributes and implement the methods."""
 
     name: ClassVar[str]
-    #: ``sse``, ``ndjson`` or ``json`` (see :mod:`llm_locust.framing`)
+    #: ``sse``, ``ndjson`` or ``json`` (see :mod:`llm_locust.measure.framing`)
     framing: ClassVar[str] = "sse"
     #: the stream has no end marker: a clean end of the body completes it (Gemini, some custom endpoints)
     ends_at_close: ClassVar[bool] = False

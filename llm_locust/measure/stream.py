@@ -1,0 +1,138 @@
+"""The stream reader: one response body, line by line, into a :class:`StreamResult` (the only copy of the loop).
+
+Use::
+
+    out = StreamResult(proto)                          # proto: the request's Protocol
+    read_response(out, status, headers, raw, secrets)  # raw: any object with readline(b"\\n") and read(n)
+    out.error, out.done, out.finish, out.clock         # first error (or None), end marker seen, stop reason, times
+
+:func:`read_response` takes a response whose status line and headers have arrived: it notes the status, lets the
+protocol pick the one that answered (``proto.for_response``: a gateway's fallback step answers in its own
+protocol) and read the extra per-request fields from the headers; an error status (>= 300) reads at most
+``MAX_ERROR_BODY`` bytes of the body, redacts the run's secrets from it and has the protocol classify it. A
+success goes to :func:`read_stream`, which:
+
+* calls ``body.readline(b"\\n")`` (geventhttpclient returns a line as soon as it is buffered) and takes
+  ``now()`` (``time.perf_counter_ns``) right after it returns, before anything parses the line;
+* frames the lines into events with the protocol's decoder (:mod:`llm_locust.measure.framing`; an event is timed
+  by its first line) and parses each with ``proto.parse`` into a ``Delta``;
+* adds each delta to the :class:`~llm_locust.measure.metrics.StreamClock` (token events, usage), keeps the last
+  finish reason and whether an end marker came.
+
+Errors (``out.error`` keeps the *first* one, later ones are ignored):
+
+* a chunk the protocol cannot parse (:class:`~llm_locust.errors.MalformedChunk`) is recorded and reading goes on;
+* an error event in the stream becomes :class:`~llm_locust.errors.StreamError`, its text redacted of ``secrets``,
+  and reading goes on (tokens after it still count);
+* a body that ends without the end marker is :class:`~llm_locust.errors.IncompleteStream`, except for protocols
+  whose stream ends at the close of the body (``proto.ends_at_close``: a clean close counts as the end marker);
+* a complete stream without a single token event is :class:`~llm_locust.errors.EmptyResponse`;
+* an exception raised by ``readline`` (transport failure, a timeout) propagates: ``out`` keeps what was read and
+  the first error so far, and ``done``/``finish`` stay unset. The caller classifies the exception.
+
+Nothing here knows Locust or gevent: the caller owns the connection, the timeout and the request events.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .. import errors
+from ..errors import LLMError
+from .framing import DECODERS
+from .metrics import StreamClock
+
+if TYPE_CHECKING:
+    from ..protocols import Protocol
+
+#: bytes of an error response's body read for its message
+MAX_ERROR_BODY = 64 * 1024
+
+
+@dataclass(slots=True)
+class StreamResult:
+    """What reading one response found: the clock of its token events and how it ended."""
+
+    proto: Protocol  # the protocol that answered (differs from the request's on a gateway fallback)
+    clock: StreamClock = field(default_factory=StreamClock)
+    status: int | None = None  # HTTP status; None when no response came
+    retry_after: float | None = None  # the server's retry hint on an error status
+    fields: dict[str, Any] = field(default_factory=dict)  # extra record fields from the response headers
+    error: LLMError | None = None  # the first error
+    done: bool = False  # the end marker came (or a clean close, for ends_at_close protocols)
+    finish: str | None = None  # the server's last stop reason
+    t_end: int | None = None  # perf_counter_ns when the response was completely read or failed (the caller's)
+
+    def fail(self, error: LLMError) -> None:
+        """Record ``error`` unless an earlier one is recorded."""
+        if self.error is None:
+            self.error = error
+
+
+def read_response(out: StreamResult, status: int, headers: Any, raw: Any, secrets: tuple[str, ...] = ()) -> None:
+    """Classify an error status, or stream the body (``raw``: ``read(n)``, ``readline(b"\\n")``, or ``None``)."""
+    out.status = status
+    proto = out.proto = out.proto.for_response(headers)
+    out.fields = proto.response_fields(headers)
+    if status >= 300:
+        body = raw.read(MAX_ERROR_BODY) if raw is not None else b""
+        body = errors.redact(body.decode("utf-8", "replace"), secrets).encode()
+        error = proto.classify(status, body, headers)
+        out.retry_after = error.retry_after_s
+        out.fail(error)
+        return
+    if raw is None:
+        out.fail(errors.IncompleteStream("response has no body"))
+        return
+    read_stream(out, raw, secrets)
+
+
+def read_stream(
+    out: StreamResult, body: Any, secrets: tuple[str, ...] = (), now: Callable[[], int] = time.perf_counter_ns
+) -> StreamResult:
+    """Read ``body`` (anything with ``readline(b"\\n")``) to its end with ``out.proto``; see the module docs."""
+    proto, clock = out.proto, out.clock
+    readline = body.readline
+    decoder = DECODERS[proto.framing]()
+    feed = decoder.feed
+    parse = proto.parse
+    add = clock.add
+    done = False
+    finish = None
+    while True:
+        line = readline(b"\n")
+        t = now()
+        if not line:
+            event = decoder.flush()
+            if event is None:
+                break
+        else:
+            event = feed(t, line)
+            if event is None:
+                continue
+        try:
+            delta = parse(event[1], event[2])
+        except LLMError as e:
+            out.fail(e)
+            continue
+        if delta.error is not None:
+            out.fail(errors.StreamError(errors.redact(delta.error, secrets)))
+        add(event[0], delta.text, delta.reasoning, delta.usage)
+        if delta.finish_reason:
+            finish = delta.finish_reason
+        if delta.done:
+            done = True
+        if not line:
+            break
+    if proto.ends_at_close and not line:
+        done = True  # a clean end of the body (a broken connection raises instead)
+    out.done = done
+    out.finish = finish
+    if out.error is None and not done:
+        out.error = errors.IncompleteStream("the stream ended before its end marker")
+    if out.error is None and not clock.token_ns:
+        out.error = errors.EmptyResponse("the stream completed without a single output token")
+    return out
