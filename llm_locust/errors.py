@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import re
 import socket
-
-import gevent
+import sys
 
 __all__ = [
     "LLMError",
@@ -170,7 +169,8 @@ def from_exception(exc: BaseException) -> LLMError:
     inner = getattr(exc, "original", None)  # geventhttpclient's RetriesExceeded wraps the real cause
     if isinstance(inner, BaseException) and inner is not exc:
         return from_exception(inner)
-    if isinstance(exc, gevent.Timeout):
+    gevent = sys.modules.get("gevent")  # not imported: no exception can be its Timeout (keeps measure/ gevent-free)
+    if gevent is not None and isinstance(exc, gevent.Timeout):
         return RequestTimeout(f"no complete response within the timeout ({exc})")
     name = type(exc).__name__
     text = str(exc) or name

@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import gc
 import re
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,7 +27,8 @@ from llm_locust.prompts import Prompt
 from llm_locust.protocols import get_protocol
 from llm_locust.recorder import Recorder
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "reports.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "reports.md"
 BODY = (
     b'data: {"choices":[{"index":0,"delta":{"content":"Hello"}}]}\n\n'
     b'data: {"choices":[{"index":0,"delta":{"content":" world"},"finish_reason":"stop"}]}\n\n'
@@ -138,3 +141,14 @@ def test_docs_reports_md_lists_every_requests_csv_column_once():
 
 def test_fields_not_in_csv_are_not_documented_as_columns():
     assert not set(NOT_IN_CSV) & set(docs_columns())
+
+
+def test_the_measuring_core_imports_neither_locust_nor_gevent():
+    code = (
+        "import sys, llm_locust.measure.stream, llm_locust.measure.build, llm_locust.measure.record; "
+        "print(sorted(m for m in ('locust', 'gevent', 'geventhttpclient') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True, cwd=ROOT
+    )
+    assert done.stdout.strip() == "[]"
