@@ -10,7 +10,8 @@ turn (by weight), and every report breaks down by target and prompt. The file::
         model: gpt-4o-mini
       - name: claude-via-gateway
         provider: anthropic
-        via: gateway                   # through Cloudflare AI Gateway (CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_GATEWAY_ID)
+        via: gateway                   # through Cloudflare AI Gateway (LLM_GATEWAY_URL, or CLOUDFLARE_ACCOUNT_ID
+                                       # and CLOUDFLARE_GATEWAY_ID)
         model: claude-3-5-haiku-latest
       - name: local-vllm
         api: openai-chat               # or give api and host yourself
@@ -21,7 +22,8 @@ turn (by weight), and every report breaks down by target and prompt. The file::
         weight: 2                      # optional share of the users (default 1)
 
 ``${VAR}`` in a host is read from the environment. Problems are reported in one line naming the file, the
-target and the fix.
+target and the fix, including what a protocol can tell of its host (``check_endpoint``: e.g. a gateway route
+named with the wrong API).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from typing import Any
 
 import yaml
 
-from .protocols import PROTOCOLS
+from .protocols import PROTOCOLS, EndpointError, check_endpoint
+from .protocols.cloudflare import gateway_base
 from .yamlfile import load_yaml
 
 CATALOG = Path(__file__).with_name("catalog.yaml")
@@ -65,12 +68,6 @@ def catalog() -> dict[str, Any]:
     return yaml.safe_load(CATALOG.read_text(encoding="utf-8"))
 
 
-def gateway_base() -> str:
-    """The Cloudflare AI Gateway base URL: ``LLM_GATEWAY_URL`` if set (another gateway, or a test server), else the
-    catalog's, from ``CLOUDFLARE_ACCOUNT_ID`` and ``CLOUDFLARE_GATEWAY_ID``."""
-    return os.environ.get("LLM_GATEWAY_URL") or catalog()["gateway"]
-
-
 def expand_env(text: str, where: str) -> str:
     def sub(m: re.Match[str]) -> str:
         value = os.environ.get(m.group(1))
@@ -89,7 +86,10 @@ def from_catalog(provider: str, model: str, via: str | None, where: str) -> dict
     entry = providers[provider]
     host = entry["host"]
     if via == "gateway":
-        host = f"{gateway_base()}/{entry['gateway_slug']}"
+        try:
+            host = f"{gateway_base()}/{entry['gateway_slug']}"
+        except EndpointError as e:
+            raise TargetFileError(f"{where}: {e}") from None
     elif via is not None:
         raise TargetFileError(f"{where}: 'via' must be 'gateway' (got {via!r})")
     return {"api": entry["api"], "host": expand_env(host, where), "key_env": entry.get("key_env")}
@@ -125,6 +125,10 @@ def load_targets(path: str | Path) -> list[TargetSpec]:
             raise TargetFileError(f"{where}: 'api' must be one of {', '.join(PROTOCOLS)} (or give a 'provider')")
         if not fields.get("host"):
             raise TargetFileError(f"{where}: missing 'host' (or give a 'provider' from the catalog)")
+        try:
+            check_endpoint(fields["api"], fields["host"], item["model"])
+        except EndpointError as e:
+            raise TargetFileError(f"{where}: {e}") from None
         weight = item.get("weight", 1)
         if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
             raise TargetFileError(f"{where}: weight must be a positive number (got {weight!r})")

@@ -184,7 +184,6 @@ def gateway(mock) -> dict:
     under seed 001's names."""
     return {
         "LLM_GATEWAY_URL": f"{mock.url}/v1/acct/gw",
-        "LLM_GATEWAY_HOSTS": mock.url.split("//")[1],
         "OPENAI_TOKEN": "sk-openai-dummy",
         "ANTHROPIC_API_KEY": "sk-ant-dummy",
         "GEMINI_API_KEY": "g-dummy",

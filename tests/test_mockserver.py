@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -857,10 +856,11 @@ GATEWAY_ROUTES = [
 
 
 def as_gateway(monkeypatch: pytest.MonkeyPatch, srv: MockServer) -> str:
-    """Make the client treat the mock as a gateway host; returns the gateway base URL."""
-    monkeypatch.setenv("LLM_GATEWAY_HOSTS", urlsplit(srv.url).netloc)
+    """Make the client treat the mock as a gateway (LLM_GATEWAY_URL); returns the gateway base URL."""
+    base = srv.url + "/v1/acct/gw"
+    monkeypatch.setenv("LLM_GATEWAY_URL", base)
     monkeypatch.delenv("CF_AIG_TOKEN", raising=False)
-    return srv.url + "/v1/acct/gw"
+    return base
 
 
 @pytest.mark.parametrize(("slug", "api", "model"), GATEWAY_ROUTES)

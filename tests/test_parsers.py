@@ -15,7 +15,8 @@ from llm_locust import errors
 from llm_locust.errors import MalformedChunk
 from llm_locust.measure.metrics import ITL_PER_EVENT, ITL_USAGE_SPLIT, timing
 from llm_locust.measure.stream import StreamResult, read_stream
-from llm_locust.protocols import Protocol, get_protocol
+from llm_locust.protocols import EndpointError, Protocol, check_endpoint, get_protocol
+from llm_locust.protocols.cloudflare import gateway_api, gateway_base
 
 STREAMS = Path(__file__).parent / "data" / "streams"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -340,6 +341,56 @@ def test_universal_endpoint_steps_and_the_answering_step(monkeypatch):
     assert answered.name == "openai-chat" and answered.model == "gpt-4o-mini"
     assert answered.price_ref() == ("openai", "gpt-4o-mini")
     assert proto.for_response({}).name == "workers-ai"
+
+
+def test_llm_gateway_url_makes_every_host_under_it_a_gateway(monkeypatch):
+    monkeypatch.setenv("LLM_GATEWAY_URL", "http://127.0.0.1:9/gw/")  # any gateway or test server, any path
+    monkeypatch.setenv("CF_AIG_TOKEN", "gw-token")
+    proto = get_protocol("openai-chat")("http://127.0.0.1:9/gw/openai", "gpt-4o-mini")
+    assert proto.request_path() == "/chat/completions" and proto.price_ref() == ("openai", "gpt-4o-mini")
+    assert proto.headers("sk-x")["cf-aig-authorization"] == "Bearer gw-token"
+    assert proto.response_fields({"cf-aig-step": "0"})["gateway_step"] == "0"
+    direct = get_protocol("openai-chat")("http://127.0.0.1:9", "gpt-4o-mini")  # the same server, not under the URL
+    assert direct.request_path() == "/v1/chat/completions" and direct.response_fields({}) == {}
+    assert set(direct.headers("sk-x")) == {"Authorization"}
+    assert gateway_base() == "http://127.0.0.1:9/gw"
+    assert [gateway_api(u) for u in ("http://127.0.0.1:9/gw", "http://127.0.0.1:9/gw/anthropic",
+                                     "http://127.0.0.1:9/gw/azure-openai", "http://127.0.0.1:9/v1")] == [
+        "cf-universal", "anthropic", "openai-chat", None]  # fmt: skip
+    assert get_protocol("cf-universal")("http://127.0.0.1:9/gw", "openai/gpt-4o").steps[0].request_path() == (
+        "/chat/completions"
+    )
+
+
+GW = "https://gateway.ai.cloudflare.com/v1/acct/gw"
+
+
+@pytest.mark.parametrize(
+    ("gateway_url", "api", "host", "model", "expected"),
+    [
+        (None, "cf-universal", "http://127.0.0.1:9", "openai/gpt-4o", "is not a Cloudflare AI Gateway URL"),
+        (None, "cf-universal", GW, "gpt-4o", "is not 'provider/model'"),
+        (None, "openai-chat", GW, "gpt-4o", "universal endpoint"),
+        (None, "openai-chat", GW + "/anthropic", "claude-3-5-haiku-latest", "use --llm-api anthropic"),
+        (None, "gemini", GW + "/workers-ai", "@cf/m", "speaks workers-ai or openai-chat"),
+        ("gateway.ai.cloudflare.com/v1/a/g", "openai-chat", "http://127.0.0.1:9", "m", "LLM_GATEWAY_URL="),
+    ],
+)
+def test_gateway_misconfiguration_is_one_line_before_any_request(monkeypatch, gateway_url, api, host, model,
+                                                                 expected):  # fmt: skip
+    monkeypatch.setenv("CF_AIG_TOKEN", "gw-secret")
+    if gateway_url:
+        monkeypatch.setenv("LLM_GATEWAY_URL", gateway_url)
+    with pytest.raises(EndpointError) as e:
+        check_endpoint(api, host, model)
+    assert expected in str(e.value) and "\n" not in str(e.value) and "gw-secret" not in str(e.value)
+
+
+def test_gateway_routes_that_fit_pass_the_check():
+    for api, host in [("openai-chat", GW + "/workers-ai"), ("workers-ai", GW + "/workers-ai"), ("cf-universal", GW),
+                      ("openai-chat", GW + "/azure-openai"), ("custom", GW + "/anthropic"),
+                      ("ollama-chat", "http://127.0.0.1:11434")]:  # fmt: skip
+        check_endpoint(api, host, "openai/gpt-4o")
 
 
 def test_gemini_errors_map_with_retry_info():

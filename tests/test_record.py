@@ -18,13 +18,14 @@ from types import SimpleNamespace
 
 import msgpack
 
-from llm_locust import distributed, gateway, report
+from llm_locust import distributed, report
 from llm_locust.errors import RateLimited
 from llm_locust.measure.build import build_record
 from llm_locust.measure.record import COLUMNS, FIELDS, NOT_IN_CSV, STATUS_FAILED, STATUS_OK, Record
 from llm_locust.measure.stream import StreamResult, read_stream
 from llm_locust.prompts import Prompt
 from llm_locust.protocols import get_protocol
+from llm_locust.protocols.cloudflare import gateway
 from llm_locust.recorder import Recorder
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,6 +6,9 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
+from llm_locust.targets import TargetFileError, load_targets
 from tests.test_profile import _check_books
 
 
@@ -88,3 +91,23 @@ def test_bad_targets_file_exits_2(tmp_path, locust_run):
     run = locust_run("-u", "1", "-t", "1s", "--targets", str(targets))
     assert run.returncode == 2
     assert "unknown provider 'nosuch'" in run.stderr and str(targets) in run.stderr
+
+
+def test_catalog_targets_via_gateway_go_through_llm_gateway_url(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_GATEWAY_URL", "http://127.0.0.1:9/v1/acct/gw")
+    entry = "  - {name: h, provider: anthropic, via: gateway, model: claude-3-5-haiku-latest}\n"
+    path = _targets_file(tmp_path, [entry])
+    (spec,) = load_targets(path)
+    assert (spec.api, spec.host) == ("anthropic", "http://127.0.0.1:9/v1/acct/gw/anthropic")
+    monkeypatch.delenv("LLM_GATEWAY_URL")
+    monkeypatch.delenv("CLOUDFLARE_ACCOUNT_ID", raising=False)
+    with pytest.raises(TargetFileError, match="target 'h': needs environment variable CLOUDFLARE_ACCOUNT_ID"):
+        load_targets(path)
+
+
+def test_a_gateway_route_named_with_the_wrong_api_is_a_targets_file_error(tmp_path):
+    path = _targets_file(tmp_path, [
+        "  - {name: h, api: openai-chat, host: 'https://gateway.ai.cloudflare.com/v1/a/g/anthropic', model: m}\n"
+    ])  # fmt: skip
+    with pytest.raises(TargetFileError, match=r"target 'h': .*'anthropic' route, which speaks anthropic"):
+        load_targets(path)

@@ -138,7 +138,7 @@ class AnthropicEncoder(StreamEncoder):
         return [end + sse("message_delta", dumps(delta)), sse("message_stop", '{"type":"message_stop"}')]
 
 
-class AnthropicMessages(WireProtocol):
+class MockAnthropicMessages(WireProtocol):
     """``POST /v1/messages``."""
 
     name = "anthropic"

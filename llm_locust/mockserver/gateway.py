@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_locust.mockserver.http import Request
-from llm_locust.mockserver.openai import OpenAIChat
+from llm_locust.mockserver.openai import MockOpenAIChat
 from llm_locust.mockserver.routing import Router, query_params
 from llm_locust.mockserver.wire import GenRequest, RequestError, WireProtocol, dumps
 
@@ -67,7 +67,7 @@ def authorized(req: Request, token: str) -> bool:
     return req.headers.get("cf-aig-authorization", "") == f"Bearer {token}"
 
 
-class GatewayUniversal(WireProtocol):
+class MockGatewayUniversal(WireProtocol):
     """``POST /v1/{account}/{gateway}``: routes to a step's protocol (see :func:`pick_step`), never generates itself."""
 
     name = "cf-universal"
@@ -82,7 +82,7 @@ class GatewayUniversal(WireProtocol):
         return gateway_error(2000 + status, message or "Error")
 
 
-class CompatChat(OpenAIChat):
+class MockCompatChat(MockOpenAIChat):
     """``POST /v1/{account}/{gateway}/compat/chat/completions``: OpenAI chat with ``model`` = ``provider/model``."""
 
     def parse(self, body: dict[str, Any], params: Mapping[str, str]) -> GenRequest:

@@ -143,7 +143,7 @@ class GeminiEncoder(StreamEncoder):
         ))]  # fmt: skip
 
 
-class Gemini(WireProtocol):
+class MockGemini(WireProtocol):
     """``POST /v1beta/models/{model}:streamGenerateContent?alt=sse`` (``stream=False``: ``:generateContent``)."""
 
     name = "gemini"
@@ -231,7 +231,7 @@ class Gemini(WireProtocol):
         return status, dumps(body).encode(), []  # the retry hint is RetryInfo in the body, not a header
 
 
-class Vertex(Gemini):
+class MockVertex(MockGemini):
     """``POST /v1/projects/{project}/locations/{location}/publishers/google/models/{model}:streamGenerateContent``."""
 
     name = "vertex"

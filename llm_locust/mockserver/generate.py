@@ -34,7 +34,7 @@ from llm_locust.mockserver import gateway
 from llm_locust.mockserver.config import MockConfig
 from llm_locust.mockserver.faults import HANG, HANG_SECONDS, MIDSTREAM_FAULTS, STATUS_FAULTS, fault_for
 from llm_locust.mockserver.http import Connection, Request
-from llm_locust.mockserver.routing import Target
+from llm_locust.mockserver.routing import MockTarget
 from llm_locust.mockserver.script import Chunk, Script, make_script, sleep_until, token_text
 from llm_locust.mockserver.sendlog import SendRecord
 from llm_locust.mockserver.wire import GenRequest, Reply, RequestError, StreamEncoder, WireProtocol
@@ -54,7 +54,7 @@ _INVALID: Any = object()
 
 
 def run_generation(
-    cfg: MockConfig, stats: dict[str, int], conn: Connection, req: Request, target: Target, seq: int
+    cfg: MockConfig, stats: dict[str, int], conn: Connection, req: Request, target: MockTarget, seq: int
 ) -> tuple[bool, SendRecord]:
     """Answer generation request number ``seq``; returns (keep the connection open?, the send record).
 
@@ -82,7 +82,7 @@ def _respond(
 
 
 def _run(
-    cfg: MockConfig, stats: dict[str, int], conn: Connection, req: Request, target: Target, seq: int,
+    cfg: MockConfig, stats: dict[str, int], conn: Connection, req: Request, target: MockTarget, seq: int,
     rec: SendRecord,
 ) -> bool:  # fmt: skip
     keep = req.keep_alive

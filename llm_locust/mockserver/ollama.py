@@ -118,7 +118,7 @@ class OllamaEncoder(StreamEncoder):
         return [(dumps(obj) + "\n").encode()]
 
 
-class _OllamaBase(WireProtocol):
+class _MockOllamaBase(WireProtocol):
     chat = True
     stream_content_type = "application/x-ndjson"
     stream_by_default = True
@@ -145,7 +145,7 @@ class _OllamaBase(WireProtocol):
         return dumps({"error": message}).encode()
 
 
-class OllamaChat(_OllamaBase):
+class MockOllamaChat(_MockOllamaBase):
     """``POST /api/chat``."""
 
     name = "ollama-chat"
@@ -170,7 +170,7 @@ class OllamaChat(_OllamaBase):
         }).encode()  # fmt: skip
 
 
-class OllamaGenerate(_OllamaBase):
+class MockOllamaGenerate(_MockOllamaBase):
     """``POST /api/generate``."""
 
     name = "ollama-generate"

@@ -144,7 +144,7 @@ class OpenAIEncoder(StreamEncoder):
         return events
 
 
-class _OpenAIBase(WireProtocol):
+class _MockOpenAIBase(WireProtocol):
     chat = True
 
     def encoder(self, req: GenRequest, reply: Reply) -> StreamEncoder:
@@ -160,7 +160,7 @@ class _OpenAIBase(WireProtocol):
         return dumps({"error": {"message": message, "type": etype, "param": None, "code": code}}).encode()
 
 
-class OpenAIChat(_OpenAIBase):
+class MockOpenAIChat(_MockOpenAIBase):
     """``POST /v1/chat/completions``."""
 
     name = "openai-chat"
@@ -191,7 +191,7 @@ class OpenAIChat(_OpenAIBase):
         return dumps(obj).encode()
 
 
-class OpenAICompletions(_OpenAIBase):
+class MockOpenAICompletions(_MockOpenAIBase):
     """Legacy ``POST /v1/completions``."""
 
     name = "openai-completions"

@@ -1,4 +1,4 @@
-"""Path routing: route patterns with parameters, and what a request was routed to (:class:`Target`).
+"""Path routing: route patterns with parameters, and what a request was routed to (:class:`MockTarget`).
 
 A route pattern is a path, optionally with placeholders: ``{name}`` matches one path segment and
 ``{name...}`` the rest of the path, slashes included, e.g. ``/v1beta/models/{model}:streamGenerateContent``
@@ -60,7 +60,7 @@ def query_params(target: str) -> dict[str, str]:
 
 
 @dataclass(slots=True)
-class Target:
+class MockTarget:
     """What a generation request was routed to."""
 
     proto: WireProtocol

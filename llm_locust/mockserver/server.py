@@ -31,29 +31,30 @@ import gevent.event
 import gevent.pool
 from gevent.server import StreamServer
 
-from llm_locust.mockserver.anthropic import AnthropicMessages
+from llm_locust.mockserver.anthropic import MockAnthropicMessages
 from llm_locust.mockserver.config import MockConfig
-from llm_locust.mockserver.gateway import CompatChat, GatewayUniversal
-from llm_locust.mockserver.gemini import Gemini, Vertex
+from llm_locust.mockserver.gateway import MockCompatChat, MockGatewayUniversal
+from llm_locust.mockserver.gemini import MockGemini, MockVertex
 from llm_locust.mockserver.generate import run_generation
 from llm_locust.mockserver.http import BadRequest, Connection, Request
-from llm_locust.mockserver.ollama import OllamaChat, OllamaGenerate
-from llm_locust.mockserver.openai import OpenAIChat, OpenAICompletions, models_body
-from llm_locust.mockserver.routing import Router, Target, query_params
+from llm_locust.mockserver.ollama import MockOllamaChat, MockOllamaGenerate
+from llm_locust.mockserver.openai import MockOpenAIChat, MockOpenAICompletions, models_body
+from llm_locust.mockserver.routing import MockTarget, Router, query_params
 from llm_locust.mockserver.sendlog import SendLog
 from llm_locust.mockserver.wire import WireProtocol, dumps
-from llm_locust.mockserver.workers_ai import WorkersAI
+from llm_locust.mockserver.workers_ai import MockWorkersAI
 
-_CHAT, _COMPLETIONS, _ANTHROPIC, _WORKERS_AI = OpenAIChat(), OpenAICompletions(), AnthropicMessages(), WorkersAI()
-_GEMINI, _GEMINI_WHOLE, _VERTEX, _VERTEX_WHOLE = Gemini(), Gemini(stream=False), Vertex(), Vertex(stream=False)
+_CHAT, _COMPLETIONS, _ANTHROPIC = MockOpenAIChat(), MockOpenAICompletions(), MockAnthropicMessages()
+_WORKERS_AI, _GEMINI, _GEMINI_WHOLE = MockWorkersAI(), MockGemini(), MockGemini(stream=False)
+_VERTEX, _VERTEX_WHOLE = MockVertex(), MockVertex(stream=False)
 _VERTEX_PATH = "/v1/projects/{project}/locations/{location}/publishers/google/models/{model}"
 
 #: Generation routes: path pattern -> wire protocol. A new protocol adds its paths here.
 ROUTES: dict[str, WireProtocol] = {
     "/v1/chat/completions": _CHAT,
     "/v1/completions": _COMPLETIONS,
-    "/api/chat": OllamaChat(),
-    "/api/generate": OllamaGenerate(),
+    "/api/chat": MockOllamaChat(),
+    "/api/generate": MockOllamaGenerate(),
     "/v1/messages": _ANTHROPIC,
     "/v1beta/models/{model}:streamGenerateContent": _GEMINI,
     "/v1beta/models/{model}:generateContent": _GEMINI_WHOLE,
@@ -79,21 +80,21 @@ GATEWAY_ROUTES: dict[str, WireProtocol] = {
     "/mistral/v1/chat/completions": _CHAT,
     "/deepseek/chat/completions": _CHAT,
     "/groq/chat/completions": _CHAT,
-    "/compat/chat/completions": CompatChat(),
+    "/compat/chat/completions": MockCompatChat(),
 }
 
 GATEWAY_BASE = "/v1/{account}/{gateway}"
 _DIRECT: Router[WireProtocol] = Router(ROUTES)
 _STEPS: Router[WireProtocol] = Router(GATEWAY_ROUTES)
 _GATEWAY: Router[WireProtocol] = Router(
-    {GATEWAY_BASE + path: proto for path, proto in GATEWAY_ROUTES.items()} | {GATEWAY_BASE: GatewayUniversal()}
+    {GATEWAY_BASE + path: proto for path, proto in GATEWAY_ROUTES.items()} | {GATEWAY_BASE: MockGatewayUniversal()}
 )
 
 _OPENAI = _CHAT
 GET_ROUTES = ("/health", "/v1/models", "/mock/stats")
 
 
-def route(path: str, target: str = "") -> Target | None:
+def route(path: str, target: str = "") -> MockTarget | None:
     """The generation route of ``path`` (``target``: the request target, for its query parameters), or None."""
     if path in GET_ROUTES:
         return None
@@ -106,8 +107,8 @@ def route(path: str, target: str = "") -> Target | None:
     proto, params = hit
     if "?" in target:
         params = {**query_params(target), **params}
-    steps = _STEPS if isinstance(proto, GatewayUniversal) else None
-    return Target(proto, params, gateway, steps)
+    steps = _STEPS if isinstance(proto, MockGatewayUniversal) else None
+    return MockTarget(proto, params, gateway, steps)
 
 
 class MockServer:
@@ -295,7 +296,7 @@ class MockServer:
         conn.send_response(404, _OPENAI.error_body(404, "", message, code="unknown_url"), keep_alive=req.keep_alive)
         return req.keep_alive
 
-    def _generate(self, conn: Connection, req: Request, target: Target) -> bool:
+    def _generate(self, conn: Connection, req: Request, target: MockTarget) -> bool:
         self._seq += 1
         seq = self._seq
         stats = self.stats

@@ -108,7 +108,7 @@ class WorkersAIChunkEncoder(OpenAIEncoder):
         return [self._event(choice, usage), DONE]
 
 
-class WorkersAI(WireProtocol):
+class MockWorkersAI(WireProtocol):
     """``POST /client/v4/accounts/{account}/ai/run/{model...}``."""
 
     name = "workers-ai"

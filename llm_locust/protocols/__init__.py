@@ -1,10 +1,15 @@
-"""The wire protocols llm-locust speaks, by the name ``--llm-api`` takes."""
+"""The wire protocols llm-locust speaks, by the name ``--llm-api`` takes, and the gateways they can go through.
+
+:func:`get_protocol` is a protocol class by name; constructing it on a host finds the host's route once (a gateway
+in :data:`~llm_locust.protocols.base.ROUTE_FINDERS`, else direct). :func:`check_endpoint` tells before any request
+whether an API can work against a host and model, as one line (:class:`EndpointError`).
+"""
 
 from __future__ import annotations
 
 from .anthropic import AnthropicMessages
-from .base import DONE, Delta, Protocol, Usage
-from .cloudflare import GatewayUniversal, WorkersAI
+from .base import DONE, ROUTE_FINDERS, Delta, EndpointError, Protocol, Usage
+from .cloudflare import GatewayUniversal, WorkersAI, find_gateway
 from .custom import CustomREST, TemplateError
 from .gemini import Gemini, Vertex
 from .ollama import OllamaChat, OllamaGenerate
@@ -26,7 +31,10 @@ PROTOCOLS: dict[str, type[Protocol]] = {
     )
 }
 
-__all__ = ["DONE", "Delta", "Protocol", "Usage", "PROTOCOLS", "TemplateError", "get_protocol"]
+ROUTE_FINDERS.append(find_gateway)  # Cloudflare AI Gateway
+
+__all__ = ["DONE", "Delta", "EndpointError", "Protocol", "Usage", "PROTOCOLS", "TemplateError", "check_endpoint",
+           "get_protocol"]  # fmt: skip
 
 
 def get_protocol(name: str) -> type[Protocol]:
@@ -34,3 +42,13 @@ def get_protocol(name: str) -> type[Protocol]:
         return PROTOCOLS[name]
     except KeyError:
         raise ValueError(f"unknown API {name!r}; choose one of: {', '.join(PROTOCOLS)}") from None
+
+
+def check_endpoint(api: str, host: str, model: str) -> None:
+    """Raise :class:`EndpointError` (one line naming the problem and the fix) if ``api`` cannot work against
+    ``host`` and ``model``: a gateway route spoken with the wrong API, the universal endpoint on a host that is no
+    gateway, a malformed fallback chain, a malformed ``LLM_GATEWAY_URL``. Cheap; run it where inputs are checked
+    at start-up. A custom template is checked on its own (``load_template``)."""
+    cls = get_protocol(api)
+    if cls is not CustomREST:
+        cls(host, model)

@@ -1,9 +1,16 @@
 """What every wire protocol provides: request building, stream-event parsing and error extraction.
 
-A protocol knows nothing about sockets or timing. ``build()`` turns a prompt into (path, body, headers);
+A protocol knows nothing about sockets or timing. ``request_path()``, ``headers()`` and ``body()`` build a request;
 ``parse()`` turns one framed stream event (see :mod:`llm_locust.measure.framing`) into a :class:`Delta`;
 ``error_message()`` digs the provider's own words out of an error body. Measurement happens elsewhere
 (:mod:`llm_locust.measure`), so adding a provider is one small module of this shape.
+
+A protocol reaches its endpoint by a :class:`Route`, found once when it is constructed: :data:`DIRECT` (the
+provider's own URL), or a gateway's route when one of :data:`ROUTE_FINDERS` recognises the host as a gateway URL.
+The route may rewrite the path, add request headers, read extra per-request fields from the response headers and
+name the provider a request is priced as; it may refuse an API it cannot carry (:class:`EndpointError`, one line).
+:mod:`llm_locust.protocols` registers the gateways (today Cloudflare AI Gateway,
+:mod:`llm_locust.protocols.cloudflare`); this module names none.
 """
 
 from __future__ import annotations
@@ -11,13 +18,13 @@ from __future__ import annotations
 import email.utils
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 from urllib.parse import urlsplit
 
 import orjson
 
-from .. import gateway
 from ..errors import LLMError, MalformedChunk, from_status
 from ..prompts import Prompt
 
@@ -86,6 +93,51 @@ def retry_after_seconds(headers: Any) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
+class EndpointError(ValueError):
+    """An endpoint a protocol cannot work with (e.g. a gateway-only API on a host that is no gateway); one line
+    naming the problem and the fix, raised at construction, before any request."""
+
+
+class Route:
+    """How requests reach the endpoint. This base class is the direct route: the protocol's own path, no extra
+    headers or response fields, priced as the protocol's provider. A gateway subclasses it."""
+
+    def path(self, api: str, model: str) -> str | None:
+        """The request path after the host where the route's differs from the protocol's own, else ``None``."""
+        return None
+
+    def headers(self) -> dict[str, str]:
+        """Request headers the route adds (read when a request is prepared, once per prompt)."""
+        return {}
+
+    def response_fields(self, headers: Any) -> dict[str, Any]:
+        """Extra per-request record fields read from the response headers (runs on every request: keep it cheap)."""
+        return {}
+
+    def price_ref(self, provider: str | None, model: str) -> tuple[str | None, str]:
+        """(genai-prices provider id, model name) a request is priced as, given the protocol's own."""
+        return provider, model
+
+    def check(self, api: str) -> None:
+        """Raise :class:`EndpointError` if requests of ``api`` cannot go this way."""
+
+
+DIRECT = Route()
+
+#: functions that recognise a gateway URL and return its route (else ``None``), asked in order when a protocol is
+#: constructed; :mod:`llm_locust.protocols` fills it
+ROUTE_FINDERS: list[Callable[[str], Route | None]] = []
+
+
+def find_route(host: str) -> Route:
+    """The route to ``host``: the first gateway route that recognises it, else :data:`DIRECT`."""
+    for find in ROUTE_FINDERS:
+        route = find(host)
+        if route is not None:
+            return route
+    return DIRECT
+
+
 class Protocol:
     """Base class of the wire protocols. Subclasses set the class attributes and implement the methods."""
 
@@ -103,17 +155,22 @@ class Protocol:
     #: genai-prices provider id of a provider-specific API (priced even on a test server); ``None``: match the host
     price_provider: ClassVar[str | None] = None
 
-    def __init__(self, host: str, model: str, *, continuous_usage: bool = False, **_: Any) -> None:
+    def __init__(
+        self, host: str, model: str, *, continuous_usage: bool = False, route: Route | None = None, **_: Any
+    ) -> None:
         self.host = host
         self.model = model
         self.continuous_usage = continuous_usage
-        self.via_gateway = gateway.is_gateway(host)  # once: response_fields runs on every request
+        #: decided once: response_fields and price_ref run on every request
+        self.route = find_route(host) if route is None else route
+        self.route.check(self.name)
+        self._price_ref = self.route.price_ref(self.price_provider, model)
 
     def request_path(self) -> str:
         """The path to request, given that the host may already hold part of it (``http://h/v1``) or all of it.
 
-        ``path`` may name ``{model}``; through a Cloudflare AI Gateway the gateway's own path rules apply."""
-        override = gateway.path_for(self.host, self.name, self.model)
+        ``path`` may name ``{model}``; through a gateway the route's path rules apply."""
+        override = self.route.path(self.name, self.model)
         path, _, query = (override or self.path.format(model=self.model)).partition("?")
         base = [s for s in urlsplit(self.host).path.split("/") if s]
         want = [s for s in path.split("/") if s]
@@ -126,23 +183,20 @@ class Protocol:
 
     def headers(self, api_key: str | None) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        if self.via_gateway:
-            headers.update(gateway.request_headers())
+        headers.update(self.route.headers())
         return headers
 
     def for_response(self, headers: Any) -> Protocol:
-        """The protocol that parses this response (the universal gateway endpoint picks by the step that answered)."""
+        """The protocol that parses this response (a gateway's fallback chain picks the step that answered)."""
         return self
 
     def response_fields(self, headers: Any) -> dict[str, Any]:
-        """Extra per-request fields read from the response headers (the gateway's cache status, step, log id)."""
-        return gateway.response_fields(headers) if self.via_gateway else {}
+        """Extra per-request fields read from the response headers (a gateway's cache status, step, log id)."""
+        return self.route.response_fields(headers)
 
     def price_ref(self) -> tuple[str | None, str]:
         """(genai-prices provider id or ``None`` to match by the host URL, model name) for pricing."""
-        if self.via_gateway:
-            return gateway.price_ref(self.host, self.model)
-        return self.price_provider, self.model
+        return self._price_ref
 
     def classify(self, status: int, body: bytes, headers: Any) -> LLMError:
         """The error class of an HTTP error response, with the provider's message and retry hint."""
