@@ -1,10 +1,11 @@
 """Running a :class:`~.plan.BenchPlan`: the bundled locustfile, headless, in a subprocess.
 
-:func:`run` writes the plan's targets file (and a generated prompt file) under ``<report-dir>/.bench/<stamp>/``,
-starts ``python -m locust -f llm_locust/locustfile.py --headless --max-requests N ...`` (one user per target with
-``--parallel``, else one user serving the targets one after the other) and shows a progress bar on stderr while the
-run's ``requests.csv`` grows. The run names its report folder in the run-info file it is given with
-``--run-info`` (:mod:`llm_locust.runinfo`); nothing is found by looking at folders' times. Afterwards the run log
+:func:`run` writes the plan's targets file (and a generated prompt file) under its own
+``<report-dir>/.bench/<stamp>-<random>/``, starts ``python -m locust -f llm_locust/locustfile.py --headless
+--max-requests N ...`` (one user per target with ``--parallel``, else one user serving the targets one after the
+other) and shows a progress bar on stderr while the run's ``requests.csv`` grows. The run names its report folder in
+the run-info file it is given with ``--run-info`` (:mod:`llm_locust.runinfo`); nothing is found by looking at
+folders' times, so several ``llm-benchmark`` runs may share one report directory at once. Afterwards the run log
 ``benchmark_<stamp>.log``, the targets file, Locust's console output and a generated prompt file are moved into the
 report folder. A run that wrote no ``summary.json`` is a :class:`~.args.UsageError` quoting its last error lines.
 """
@@ -15,6 +16,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -54,7 +56,8 @@ def run(args: argparse.Namespace, p: BenchPlan, console: Any) -> tuple[Path, int
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     report_dir = Path(args.report_dir)
-    work = report_dir / ".bench" / stamp
+    (report_dir / ".bench").mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{stamp}-", dir=report_dir / ".bench"))  # its own, beside parallel runs
     try:
         targets_file, prompt_file, per_target = write_inputs(work, p)
     except PromptFileError as e:

@@ -45,13 +45,20 @@ def target_specs(environment: Any, mock_url: str | None) -> list[TargetSpec]:
 
 
 def report_folder(report_dir: str | Path, run_id: str) -> Path:
-    """``<report-dir>/<run id>``, or the first of ``<run id>-2``, ``-3`` ... that does not exist yet."""
+    """Create and return ``<report-dir>/<run id>``, or the first of ``<run id>-2``, ``-3`` ... not taken yet.
+
+    Created here (``mkdir`` fails on a folder that exists), so that two processes starting a run in the same second
+    never share a folder."""
+    Path(report_dir).mkdir(parents=True, exist_ok=True)
     folder = Path(report_dir) / run_id
     n = 2
-    while folder.exists():
-        folder = Path(report_dir) / f"{run_id}-{n}"
-        n += 1
-    return folder
+    while True:
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            folder = Path(report_dir) / f"{run_id}-{n}"
+            n += 1
 
 
 def build_run(environment: Any, mock_url: str | None = None) -> LLMRun:
