@@ -292,3 +292,17 @@ def test_each_run_takes_its_report_folder_from_the_run_not_the_newest_folder(tmp
         folders.add(folder)
     assert len(folders) == 2 and stale not in folders
     assert (stale / "summary.json").read_text() == "{}"
+
+
+def test_the_api_of_an_endpoint_url_comes_from_the_catalog():
+    from llm_locust.cli import infer_api
+    from llm_locust.targets import catalog
+
+    for name, entry in catalog()["providers"].items():
+        host = entry["host"].replace("${CLOUDFLARE_ACCOUNT_ID}", "acct")
+        assert infer_api(host) == entry["api"], name
+        assert infer_api(f"https://gateway.ai.cloudflare.com/v1/a/g/{entry['gateway_slug']}") == entry["api"], name
+    assert infer_api("https://gateway.ai.cloudflare.com/v1/a/g") == "cf-universal"
+    assert infer_api("https://europe-west4-aiplatform.googleapis.com/v1/projects/p/locations/l") == "vertex"
+    assert infer_api("https://api.openai.com/v1/completions") == "openai-completions"  # the path says more
+    assert infer_api("http://127.0.0.1:8000/v1/messages") == "anthropic"
