@@ -10,16 +10,17 @@ Usage, in a locustfile (the bundled ``locustfile.py`` does exactly this)::
         pass
 
 :func:`register` runs when the locustfile is imported, before Locust has parsed the command line or built its
-:class:`~locust.env.Environment`. It adds three listeners to ``events`` (Locust's global events by default):
+:class:`~locust.env.Environment`. It adds these listeners to ``events`` (Locust's global events by default):
 
 * ``init_command_line_parser``: the options of :mod:`llm_locust.options`;
 * ``init`` (:func:`on_init`, once the environment and its runner exist): creates the environment's
-  :class:`~.session.LLMSession` (``environment.llm_plugin``), whose listeners go on ``environment.events`` and
-  carry the run lifecycle. On a local runner or master it then checks every input (:mod:`.validate`: one line and
-  exit code 2 on a problem), starts the embedded mock server when there is no ``--host`` and no ``--targets``
-  (:mod:`.mock`), wires a master to its workers (:mod:`.master`) and adds the web UI's LLM tab
-  (:mod:`llm_locust.webui`);
-* ``quitting``: stops the environment's embedded mock server, after the master's own quitting listener.
+  :class:`~.session.LLMSession` (``environment.llm_plugin``), which holds the environment's state and adds its
+  other listeners (spawning, reports to the master, quit) to ``environment.events``. On a local runner or master
+  it then checks every input (:mod:`.validate`: one line and exit code 2 on a problem), starts the embedded mock
+  server when there is no ``--host`` and no ``--targets`` (:mod:`.mock`), wires a master to its workers
+  (:mod:`.master`) and adds the web UI's LLM tab (:mod:`llm_locust.webui`);
+* ``test_start``, ``test_stop``, ``quitting``: hand the event to the environment's session (listened to from
+  here, so that they run before a locustfile's own listeners, and at quitting after the master's).
 
 The jobs, one module each: :mod:`.validate` (inputs at init), :mod:`.resolve` (options to an
 :class:`~llm_locust.run.LLMRun` at test start), :mod:`.session` (per-environment state, test start/stop, quit),
@@ -32,6 +33,7 @@ In-process use (one ``Environment`` built by hand): call ``register(env.events)`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from locust import events as locust_events
@@ -46,6 +48,9 @@ from .validate import check_options, fail
 __all__ = ["LLMSession", "fail", "on_init", "register", "session_of"]
 
 _MARK = "_llm_locust_registered"
+#: events that name their environment, listened to from register() on: the session's listeners keep the place they
+#: always had, ahead of a locustfile's own (which may read ``environment.llm_run`` at test_start)
+DISPATCHED = ("test_start", "test_stop", "quitting")
 
 
 def register(events: Any = locust_events) -> None:
@@ -55,7 +60,8 @@ def register(events: Any = locust_events) -> None:
     setattr(events, _MARK, True)
     events.init_command_line_parser.add_listener(add_arguments)
     events.init.add_listener(on_init)
-    events.quitting.add_listener(_on_quitting)
+    for name in DISPATCHED:
+        getattr(events, name).add_listener(_dispatcher(name))
 
 
 def on_init(environment: Any, runner: Any = None, **_: Any) -> None:
@@ -78,10 +84,15 @@ def on_init(environment: Any, runner: Any = None, **_: Any) -> None:
     webui.register(environment)  # the LLM tab, charts and downloads, when this process has a web UI
 
 
-def _on_quitting(environment: Any = None, **_: Any) -> None:
-    session = session_of(environment) if environment is not None else None
-    if session is not None:
-        session.on_quitting()
+def _dispatcher(name: str) -> Callable[..., None]:
+    """A listener handing the event to its environment's session (``LLMSession.on_<name>``), if it has one."""
+
+    def listener(environment: Any = None, **kwargs: Any) -> None:
+        session = session_of(environment) if environment is not None else None
+        if session is not None:
+            getattr(session, f"on_{name}")(environment, **kwargs)
+
+    return listener
 
 
 def _preload() -> None:

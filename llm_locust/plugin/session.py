@@ -1,7 +1,8 @@
 """One Locust environment's llm-locust state and its run lifecycle: test_start, test_stop, quit.
 
 An :class:`LLMSession` is created per :class:`~locust.env.Environment` at ``init`` (see :func:`llm_locust.plugin.
-register`) and hung on it as ``environment.llm_plugin`` (:func:`session_of`); its listeners go on
+register`) and hung on it as ``environment.llm_plugin`` (:func:`session_of`); ``test_start``, ``test_stop`` and
+``quitting`` reach it through the listeners of ``register()``, the other events through listeners it adds to
 ``environment.events``. It holds what outlives one run: the embedded mock server, the master's
 :class:`~llm_locust.distributed.Collector`, a master's taken-over ``-t``, the peak user count, the live sampler and
 the console summary kept for ``quit``. The run itself is ``environment.llm_run`` (:func:`llm_locust.run.current_run`).
@@ -61,9 +62,7 @@ class LLMSession:
         self.pending_console: str | None = None
         setattr(environment, SESSION_ATTR, self)
         events = environment.events
-        events.test_start.add_listener(self.on_test_start)
         events.spawning_complete.add_listener(self.on_spawning_complete)
-        events.test_stop.add_listener(self.on_test_stop)
         events.quit.add_listener(self.on_quit)
         events.report_to_master.add_listener(self.on_report_to_master)
         events.worker_report.add_listener(self.on_worker_report)
@@ -175,9 +174,9 @@ class LLMSession:
             print("\n" + self.pending_console, flush=True)
             self.pending_console = None
 
-    def on_quitting(self) -> None:
-        """Called from the ``quitting`` listener that :func:`~llm_locust.plugin.register` adds, so that it runs
-        after the master's (listeners fire in reverse at quitting): the workers stop before their mock server."""
+    def on_quitting(self, environment: Any, **_: Any) -> None:
+        """At quitting (listeners fire in reverse then; this one runs after the master's): the workers stop before
+        their mock server."""
         if self.mock is not None:
             self.mock.stop()
             self.mock = None
