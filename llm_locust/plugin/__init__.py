@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import gevent
 from locust import events as locust_events
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -74,6 +75,7 @@ def on_init(environment: Any, runner: Any = None, **_: Any) -> None:
         return
     if isinstance(runner, WorkerRunner):
         _preload()
+        _catch_up_clock()
         return
     if isinstance(runner, MasterRunner):
         session.wire_master(runner)
@@ -82,6 +84,15 @@ def on_init(environment: Any, runner: Any = None, **_: Any) -> None:
         session.mock = mock.start(environment, opts)
     _preload()
     webui.register(environment)  # the LLM tab, charts and downloads, when this process has a web UI
+    _catch_up_clock()
+
+
+def _catch_up_clock() -> None:
+    """Bring gevent's loop time up to now after the blocking set-up above (imports, files, tokenizer: about a second).
+
+    gevent timers count from the loop's cached time, which stands still while nothing yields; Locust arms its ``-t``
+    timer right after ``init``, so without this a ``-t 2s`` run would stop about a second early."""
+    gevent.get_hub().loop.update_now()
 
 
 def _dispatcher(name: str) -> Callable[..., None]:
