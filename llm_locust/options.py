@@ -121,6 +121,15 @@ def add_arguments(parser: Any) -> None:
     )
     _add(
         g,
+        "--run-info",
+        default=None,
+        env_var="LLM_RUN_INFO",
+        include_in_web_ui=False,
+        help="JSON file where each run writes its run id and report folder when it starts and when its reports are "
+        "written (see llm_locust/runinfo.py)",
+    )
+    _add(
+        g,
         "--continuous-usage",
         action="store_true",
         default=False,

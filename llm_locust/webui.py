@@ -1,7 +1,7 @@
 """The LLM tab in Locust's web UI, a charts page and the run's downloads.
 
-:func:`register` is called from the plugin's ``init`` listener on a process with a web UI (a local runner or a
-master) and uses Locust's own extension points (see ``docs/webui.md``):
+:func:`register` is called from the plugin's ``init`` listener (:func:`llm_locust.plugin.on_init`) on a process
+with a web UI (a local runner or a master) and uses Locust's own extension points (see ``docs/webui.md``):
 
 * ``template_args``: an ``LLM`` tab (``extended_tabs``) whose table (``extended_tables``) is fed by an
   ``after_request`` hook that adds ``extended_stats`` to the ``/stats/requests`` JSON the UI polls every 2 s; and
@@ -40,8 +40,9 @@ from flask import Blueprint, Response, jsonify, request
 from locust.runners import STATE_RUNNING, STATE_SPAWNING
 
 from . import __version__
+from .plugin.reports import run_summary
 from .prompts import PromptFileError, load_prompts
-from .report import _csv_rows, summarize
+from .report import _csv_rows
 from .run import ATTR
 
 logger = logging.getLogger("llm_locust")
@@ -222,7 +223,7 @@ class LLMWebUI:
             "state": info.get("state"),
             "computed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        return summarize(list(run.recorder.records), meta)
+        return run_summary(list(run.recorder.records), meta)
 
     def summary_csv(self) -> Response:
         run = self.run()

@@ -258,3 +258,50 @@ def test_a_failing_provider_is_reported_while_the_others_go_on(tmp_path, mock_se
     assert by["anthropic"]["failures"] == 5 and by["anthropic"]["errors"] == {"auth": 5}
     assert by["openai"]["failures"] == 0 and by["deepseek"]["failures"] == 0
     assert by["openai"]["requests"] == by["deepseek"]["requests"] == 5
+
+
+def test_each_run_takes_its_report_folder_from_the_run_not_the_newest_folder(tmp_path, prompts, mock_server):
+    """Two benchmarks at once into one report folder, beside a stale folder that looks newest: each reports its own."""
+    mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4")
+    stale = tmp_path / "reports" / "29991231-235959"
+    stale.mkdir(parents=True)
+    (stale / "summary.json").write_text("{}")
+    (stale / "requests.csv").write_text("")
+    os.utime(stale, (4102444800, 4102444800))  # year 2100: newer than anything this run writes
+    env = {**{k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_TOKEN"))}, "PYTHONPATH": str(ROOT)}
+    procs = {
+        model: subprocess.Popen(
+            [sys.executable, "-m", "llm_locust", "--report-dir", str(tmp_path / "reports"), "--endpoint",
+             f"{mock.url}/v1", "--model", model, "--output", "json"],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        for model in ("model-one", "model-two")
+    }
+    folders = set()
+    for model, proc in procs.items():
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err[-2000:]
+        doc = json.loads(out)
+        assert doc["run"]["model"] == model and doc["overall"]["requests"] == 2
+        assert [(p["model"], p["requests"]) for p in doc["providers"]] == [(model, 2)]
+        folder = tmp_path / "reports" / doc["run"]["run_id"]
+        assert json.loads((folder / "summary.json").read_text())["run"]["model"] == model
+        with (folder / "all_requests_log.csv").open() as f:
+            assert {r["model"] for r in csv.DictReader(f)} == {model}
+        folders.add(folder)
+    assert len(folders) == 2 and stale not in folders
+    assert (stale / "summary.json").read_text() == "{}"
+
+
+def test_the_api_of_an_endpoint_url_comes_from_the_catalog():
+    from llm_locust.cli import infer_api
+    from llm_locust.targets import catalog
+
+    for name, entry in catalog()["providers"].items():
+        host = entry["host"].replace("${CLOUDFLARE_ACCOUNT_ID}", "acct")
+        assert infer_api(host) == entry["api"], name
+        assert infer_api(f"https://gateway.ai.cloudflare.com/v1/a/g/{entry['gateway_slug']}") == entry["api"], name
+    assert infer_api("https://gateway.ai.cloudflare.com/v1/a/g") == "cf-universal"
+    assert infer_api("https://europe-west4-aiplatform.googleapis.com/v1/projects/p/locations/l") == "vertex"
+    assert infer_api("https://api.openai.com/v1/completions") == "openai-completions"  # the path says more
+    assert infer_api("http://127.0.0.1:8000/v1/messages") == "anthropic"

@@ -193,11 +193,6 @@ def test_universal_endpoint_on_a_host_that_is_no_gateway_exits_2(tmp_path, mock_
     assert mock.sent() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs plugin.on_init to call protocols.check_endpoint(opts.llm_api, environment.host, opts.model) for "
-    "-H (today the build at test start fails and the headless run hangs); remove this mark once it does",
-)
 def test_universal_endpoint_on_a_host_that_is_no_gateway_exits_2_with_host_flag(mock_server, locust_run):
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "8")
     run = locust_run("-u", "1", "--max-requests", "2", "-H", mock.url, "--llm-api", "cf-universal", "--model",

@@ -1,0 +1,99 @@
+"""``llm-benchmark``'s arguments: the parser, a ``--config`` YAML file under the flags, and :class:`UsageError`.
+
+:func:`parse_args` reads the command line; with ``--config FILE`` it reads the file's options (long flag names,
+``-`` or ``_``) as defaults and parses again, so flags given on the command line win. Any problem with flags or
+keys is a :class:`UsageError`: one line, exit code 2, before any request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from ..protocols import PROTOCOLS
+from ..targets import catalog
+
+#: the ``--all-<provider>`` flags (argparse dest -> catalog provider)
+PROVIDER_FLAGS = {
+    "all_openai": "openai",
+    "all_anthropic": "anthropic",
+    "all_google": "google",
+    "all_deepseek": "deepseek",
+    "all_workers": "workers",
+    "all_mistral": "mistral",
+}
+
+
+class UsageError(Exception):
+    """Bad flags or missing keys: one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="llm-benchmark",
+        description="Benchmark LLM endpoints and providers: TTFT, tokens/s, token counts and cost per prompt.",
+        epilog="Examples: llm-benchmark --endpoint http://localhost:8000/v1 --model mistral-7b --runs 5 | "
+        "llm-benchmark --providers openai anthropic --attempts 50 --parallel",
+    )
+    one = p.add_argument_group("one endpoint (seed 000)")
+    one.add_argument("--endpoint", help="URL of the API endpoint (e.g. https://api.openai.com/v1)")
+    one.add_argument("--model", help="model name (e.g. gpt-4o, llama3)")
+    one.add_argument("--api", choices=sorted(PROTOCOLS), help="wire protocol, when the URL does not tell")
+    one.add_argument("--prompt-file", default=None, help="YAML prompt file (default: prompts.yaml)")
+    one.add_argument("--token-limit", type=int, default=None, help="maximum output tokens (default: the model's)")
+    one.add_argument("--runs", type=int, default=1, help="times each prompt is sent (default: 1)")
+    one.add_argument("--api-key", default=None, help="API key (default: the provider's environment variable)")
+    one.add_argument("--mock-server", action="store_true", help="start the embedded mock LLM server and use it")
+
+    many = p.add_argument_group("providers and models from the catalog (seed 001)")
+    default_attempts = int(os.environ.get("BENCHMARK_ATTEMPTS", "100"))
+    many.add_argument("--attempts", type=int, default=default_attempts,
+                      help="requests per model (default: 100, or BENCHMARK_ATTEMPTS)")  # fmt: skip
+    pick = many.add_mutually_exclusive_group()
+    pick.add_argument("--providers", nargs="+", metavar="PROVIDER",
+                      help=f"providers to benchmark, one model each ({', '.join(catalog()['providers'])})")  # fmt: skip
+    for flag, provider in PROVIDER_FLAGS.items():
+        pick.add_argument(f"--{flag.replace('_', '-')}", action="store_true", help=f"all {provider} models")
+    pick.add_argument("--all-models", action="store_true", help="all models of all providers")
+    many.add_argument(
+        "--prompt-mode", choices=["decode", "simple"], default="decode",
+        help="decode: a list of integers (UTF-8 bytes) to decode; simple: 'hi!' (default: decode)",
+    )  # fmt: skip
+    many.add_argument("--max-tokens", type=int, default=None, help="maximum output tokens (default: the provider's)")
+
+    run = p.add_argument_group("running and output")
+    run.add_argument("--parallel", action="store_true", help="all targets at once, one user each (default: in turn)")
+    run.add_argument("--output", choices=["text", "json", "csv"], default="text", help="stdout format (default: text)")
+    run.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default: 120)")
+    run.add_argument("--report-dir", default="reports", help="where the run's report folder goes (default: reports)")
+    run.add_argument("--prices", help="YAML price file overriding genai-prices (see docs/reports.md)")
+    run.add_argument("--plot", action="store_true", help="write PNG charts of TTFT, tokens/s and cost")
+    run.add_argument("--verbose", action="store_true", help="verbose logging (same as --log-level DEBUG)")
+    run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                     default=os.environ.get("LOG_LEVEL", "INFO"), help="logging level (default: INFO)")  # fmt: skip
+    run.add_argument("--config", help="YAML file holding any of these options (flags given here win)")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.config:
+        try:
+            config = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise UsageError(f"--config {args.config}: cannot read it ({' '.join(str(e).split())})") from None
+        if not isinstance(config, dict):
+            raise UsageError(f"--config {args.config}: expected a mapping of option names to values")
+        known = {a.dest for a in parser._actions}
+        config = {k.replace("-", "_"): v for k, v in config.items()}
+        unknown = sorted(set(config) - known - {"config"})
+        if unknown:
+            raise UsageError(f"--config {args.config}: unknown option(s) {unknown}; use the long flag names")
+        parser.set_defaults(**config)
+        args = parser.parse_args(argv)  # flags on the command line win over the file
+    return args

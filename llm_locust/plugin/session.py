@@ -1,0 +1,183 @@
+"""One Locust environment's llm-locust state and its run lifecycle: test_start, test_stop, quit.
+
+An :class:`LLMSession` is created per :class:`~locust.env.Environment` at ``init`` (see :func:`llm_locust.plugin.
+register`) and hung on it as ``environment.llm_plugin`` (:func:`session_of`); ``test_start``, ``test_stop`` and
+``quitting`` reach it through the listeners of ``register()``, the other events through listeners it adds to
+``environment.events``. It holds what outlives one run: the embedded mock server, the master's
+:class:`~llm_locust.distributed.Collector`, a master's taken-over ``-t``, the peak user count, the live sampler and
+the console summary kept for ``quit``. The run itself is ``environment.llm_run`` (:func:`llm_locust.run.current_run`).
+
+* ``test_start``: builds the run (:func:`.resolve.build_run`), writes ``--run-info``, starts the live view and the
+  sampler (local runner, master), warms up and records Locust's ``request`` events (local runner, worker), then
+  freezes the heap out of the garbage collector's sight; a worker says hello to the master;
+* ``report_to_master`` / ``worker_report``: a worker's records travel with its reports; the master collects them;
+* ``test_stop``: a worker ships what is left with its final count; a master waits for every worker's books; a
+  local runner or master then writes the reports (:func:`.reports.write_run_reports`) and prints the summary —
+  at ``quit`` in headless runs, so that it comes after Locust's own tables;
+* ``quitting``: :meth:`LLMSession.on_quitting` stops the embedded mock server.
+
+When several environments share one ``Events`` object (Locust's global one), listeners whose event names its
+environment act only for their own; give each environment its own ``Events()`` to keep them fully apart.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from typing import Any
+
+import gevent
+from locust.runners import MasterRunner, WorkerRunner
+
+from .. import distributed, runinfo
+from ..live import LiveView
+from ..run import ATTR, LLMRun
+from . import master, sampler
+from .mock import EmbeddedMock
+from .reports import write_run_reports
+from .resolve import build_run
+from .validate import INPUT_ERRORS
+
+logger = logging.getLogger("llm_locust")
+
+#: the environment attribute holding its LLMSession
+SESSION_ATTR = "llm_plugin"
+
+
+def session_of(environment: Any) -> LLMSession | None:
+    """The environment's LLMSession, once ``init`` has created it."""
+    return getattr(environment, SESSION_ATTR, None)
+
+
+class LLMSession:
+    """llm-locust's state for one environment, with the listeners of its run lifecycle."""
+
+    def __init__(self, environment: Any) -> None:
+        self.environment = environment
+        self.mock: EmbeddedMock | None = None
+        self.collector: distributed.Collector | None = None  # on a master
+        self.run_time: float | None = None  # a master's -t, taken over so that workers stop before the master quits
+        self.peak_users = 0
+        self.sampler: gevent.Greenlet | None = None
+        self.pending_console: str | None = None
+        setattr(environment, SESSION_ATTR, self)
+        events = environment.events
+        events.spawning_complete.add_listener(self.on_spawning_complete)
+        events.quit.add_listener(self.on_quit)
+        events.report_to_master.add_listener(self.on_report_to_master)
+        events.worker_report.add_listener(self.on_worker_report)
+
+    def wire_master(self, runner: Any) -> None:
+        self.collector = distributed.Collector()
+        self.run_time = master.wire_master(self.environment, runner, self.environment.parsed_options, self.collector)
+
+    @property
+    def run(self) -> LLMRun | None:
+        return getattr(self.environment, ATTR, None)
+
+    def _mine(self, environment: Any) -> bool:
+        return environment is self.environment and environment.parsed_options is not None
+
+    # ------------------------------------------------------------ start
+
+    def on_test_start(self, environment: Any, **_: Any) -> None:
+        if not self._mine(environment):
+            return
+        try:
+            run = build_run(environment, self.mock.url if self.mock else None)
+        except (*INPUT_ERRORS, ValueError) as e:
+            logger.error("llm-locust cannot start this run: %s", e)
+            setattr(environment, ATTR, None)
+            environment.process_exit_code = 2
+            if environment.runner is not None:
+                gevent.spawn(environment.runner.quit)  # not from inside the greenlet that quit() kills
+            return
+        setattr(environment, ATTR, run)
+        self.peak_users = 0
+        runner = environment.runner
+        opts = environment.parsed_options
+        if not isinstance(runner, WorkerRunner):
+            if getattr(opts, "run_info", None):
+                runinfo.write(opts.run_info, run.run_id, run.recorder.csv_path.parent, done=False)
+            run.live = LiveView([p.name for p in run.prompts], [t.name for t in run.targets])
+            run.recorder.listeners.append(run.live.add)
+            self.sampler = sampler.start(run, runner, bool(opts.headless))
+        if isinstance(runner, MasterRunner):
+            if self.collector is not None:
+                self.collector.reset(run.recorder)
+            if self.run_time:
+                gevent.spawn_later(self.run_time, master.stop_then_quit, runner)
+        else:
+            run.warm_up()
+            environment.events.request.add_listener(run.recorder.on_request)
+        # Move everything alive now (imports, warm-up) out of the collector's sight: a full collection of this heap
+        # stalls every stream for 30-50 ms (docs/performance.md); what the run creates is collected as usual.
+        gc.collect()
+        gc.freeze()
+        if isinstance(runner, WorkerRunner):
+            runner.send_message(distributed.MSG_HELLO, None)
+        else:
+            logger.info(
+                "llm-locust: %s %s @ %s; per-request log %s", run.api, run.model, run.host, run.recorder.csv_path
+            )
+
+    def on_spawning_complete(self, user_count: int, **_: Any) -> None:
+        self.peak_users = max(self.peak_users, user_count)
+
+    # ------------------------------------------------------------ master and workers
+
+    def on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        if client_id != getattr(self.environment.runner, "client_id", None):
+            return  # another environment's worker
+        run = self.run
+        if run is not None:
+            rows = distributed.pack(run.recorder.drain())
+            if rows:
+                data[distributed.REPORT_KEY] = rows
+
+    def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        rows = data.get(distributed.REPORT_KEY)
+        if rows and self.collector is not None:
+            self.collector.ingest(client_id, rows)
+
+    # ------------------------------------------------------------ stop
+
+    def on_test_stop(self, environment: Any, **_: Any) -> None:
+        run = self.run
+        if environment is not self.environment or run is None:
+            return
+        runner = environment.runner
+        if not isinstance(runner, MasterRunner):
+            environment.events.request.remove_listener(run.recorder.on_request)
+        if isinstance(runner, WorkerRunner):  # ship what is left with the final count; the master writes the reports
+            rows = distributed.pack(run.recorder.drain())
+            runner.send_message(distributed.MSG_FINAL, {"rows": rows, "total": run.recorder.count})
+            run.recorder.close()
+            setattr(environment, ATTR, None)
+            return
+        books: dict[str, Any] = {"complete": True}
+        if isinstance(runner, MasterRunner) and self.collector is not None:
+            books = master.collect(runner, self.collector)
+        if self.sampler is not None:
+            self.sampler.kill(block=False)
+            self.sampler = None
+        run.live.stop()
+        run.recorder.close()
+        users = max(self.peak_users, getattr(runner, "user_count", 0) or 0)
+        console = write_run_reports(run, environment.parsed_options, users, books)
+        if environment.parsed_options.headless:
+            self.pending_console = console
+        else:
+            print(console, flush=True)
+
+    def on_quit(self, **_: Any) -> None:
+        if self.pending_console:
+            print("\n" + self.pending_console, flush=True)
+            self.pending_console = None
+
+    def on_quitting(self, environment: Any, **_: Any) -> None:
+        """At quitting (listeners fire in reverse then; this one runs after the master's): the workers stop before
+        their mock server."""
+        if self.mock is not None:
+            self.mock.stop()
+            self.mock = None

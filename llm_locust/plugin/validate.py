@@ -1,0 +1,67 @@
+"""Input validation at ``init``: every file and flag checked before Locust starts a user.
+
+:func:`check_options` loads the prompt file, the price file, the targets file and the custom template once, and
+checks the numeric flags; a problem ends the process with :func:`fail` — one line naming the problem and the fix,
+exit code 2, no traceback. It runs on a local runner or a master (a worker gets its options from the master at
+test start, where :func:`optional_positive_int` checks what the web UI's start form typed in).
+"""
+
+from __future__ import annotations
+
+import sys
+from argparse import Namespace
+from typing import Any, NoReturn
+
+from ..pricing import PriceFileError, load_price_file
+from ..prompts import PromptFileError, load_prompts
+from ..protocols import EndpointError, TemplateError, check_endpoint
+from ..protocols.custom import load_template
+from ..targets import TargetFileError, load_targets
+
+#: the errors a bad input file raises, each with a message that names the file and the fix
+INPUT_ERRORS = (PromptFileError, PriceFileError, TargetFileError, TemplateError, EndpointError)
+
+
+def fail(message: str) -> NoReturn:
+    """Print one line and exit with code 2: the run cannot go on."""
+    print(f"llm-locust: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def check_options(opts: Namespace, host: str | None) -> None:
+    """Load every input file and check every flag once; :func:`fail` on the first problem."""
+    try:
+        load_prompts(opts.prompt_file)
+        if opts.prices:
+            load_price_file(opts.prices)
+        if opts.targets:
+            load_targets(opts.targets)
+        if opts.llm_api == "custom" or opts.template:
+            if not opts.template:
+                raise TemplateError("--llm-api custom needs --template FILE describing the endpoint (see examples/)")
+            load_template(opts.template)
+        if host and opts.model and not opts.targets:
+            check_endpoint(opts.llm_api, host, opts.model)  # e.g. a gateway's API on a host that is no gateway
+    except INPUT_ERRORS as e:
+        fail(str(e))
+    if opts.token_limit is not None and opts.token_limit <= 0:
+        fail(f"--token-limit must be a positive integer (got {opts.token_limit}); drop it to use the server's default")
+    if opts.max_requests is not None and opts.max_requests <= 0:
+        fail(f"--max-requests must be a positive integer (got {opts.max_requests})")
+    if opts.timeout <= 0:
+        fail(f"--timeout must be a positive number of seconds (got {opts.timeout:g})")
+    if not opts.targets and host and not opts.model and opts.headless:
+        fail("--model is required with --host: name the model the endpoint serves (e.g. --model llama3)")
+
+
+def optional_positive_int(value: Any, flag: str) -> int | None:
+    """A positive int or None; the web UI's start form hands values over as strings ("" for an empty field)."""
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{flag} must be a positive integer (got {value!r})") from None
+    if number <= 0:
+        raise ValueError(f"{flag} must be a positive integer (got {value!r})")
+    return number
