@@ -130,6 +130,15 @@ def add_arguments(parser: Any) -> None:
     )
     _add(
         g,
+        "--reasoning",
+        default=None,
+        env_var="LLM_REASONING",
+        help="Ask for reasoning: off, low, medium, high or a token budget, mapped to each provider's switch "
+        "(Anthropic thinking, Gemini thinkingConfig, reasoning_effort, Ollama think; see docs/providers.md). A "
+        "target's or a prompt's own 'reasoning' wins. Default: unset (the model's default)",
+    )
+    _add(
+        g,
         "--continuous-usage",
         action="store_true",
         default=False,

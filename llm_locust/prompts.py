@@ -11,6 +11,8 @@ Schema (seed 000's, plus optional chat turns, a system prompt and a weight)::
           - {role: user, content: "Hi"}
           - {role: assistant, content: "Hello!"}
         weight: 2                        # optional positive number: relative frequency under load (default 1)
+        reasoning: high                  # optional: off, low, medium, high or a token budget (llm_locust/reasoning.py)
+        extra_body: {temperature: 0}     # optional mapping deep-merged into the request body
 
 Every problem is reported as a :class:`PromptFileError` whose message is one line naming the file, the prompt and
 the fix; the profile prints it and exits with code 2 before any user starts.
@@ -22,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .reasoning import Reasoning, check_extra_body, parse_reasoning
 from .yamlfile import load_yaml
 
-PROMPT_KEYS = {"name", "text", "token_limit", "system", "messages", "weight"}
+PROMPT_KEYS = {"name", "text", "token_limit", "system", "messages", "weight", "reasoning", "extra_body"}
 ROLES = {"system", "user", "assistant"}
 
 
@@ -40,6 +43,8 @@ class Prompt:
     system: str | None = None
     messages: tuple[dict[str, str], ...] = field(default_factory=tuple)
     weight: float = 1.0
+    reasoning: Reasoning | None = None  # this prompt's reasoning setting; None: the target's or the option's
+    extra_body: dict[str, Any] | None = field(default=None, compare=False)  # merged into the request body
 
     def chat_messages(self) -> list[dict[str, str]]:
         """The chat turns to send: system prompt, earlier turns, then ``text`` as the last user turn."""
@@ -116,6 +121,9 @@ def load_prompts(path: str | Path) -> list[Prompt]:
                 system=system,
                 messages=messages,
                 weight=_weight(path, where, item.get("weight")),
+                reasoning=_checked(parse_reasoning, path, where, item.get("reasoning"), "e.g. 'reasoning: high'"),
+                extra_body=_checked(check_extra_body, path, where, item.get("extra_body"),
+                                    "e.g. 'extra_body: {temperature: 0}'"),
             )
         )
     return prompts
@@ -129,6 +137,13 @@ def _token_limit(path: Path, where: str, value: Any) -> int | None:
             path, where, f"token_limit must be a positive integer (got {value!r})", "use e.g. 'token_limit: 256'"
         )
     return value
+
+
+def _checked(check: Any, path: Path, where: str, value: Any, example: str) -> Any:
+    try:
+        return check(value)
+    except ValueError as e:
+        raise _fail(path, where, str(e), f"use {example}") from None
 
 
 def _weight(path: Path, where: str, value: Any) -> float:

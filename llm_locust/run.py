@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .pricing import PriceBook, Rate
 from .prompts import Prompt
 from .protocols import Protocol, get_protocol
+from .reasoning import Reasoning, pick
 from .targets import TargetSpec
 from .tokens import TokenCounter
 
@@ -52,8 +53,10 @@ class Target:
         price_file: str | None,
         continuous_usage: bool,
         template: str | None = None,
+        reasoning: Reasoning | None = None,
     ) -> None:
         self.spec = spec
+        self.reasoning = reasoning  # the --reasoning option; the target's and a prompt's own setting win
         self.name = spec.name
         self.host = spec.host
         self.model = spec.model
@@ -78,7 +81,10 @@ class Target:
                 "Accept-Encoding": "identity",
                 **proto.headers(self.api_key),
             }
-            body = json.dumps(proto.body(prompt, prompt.token_limit or default_limit), ensure_ascii=False).encode()
+            reasoning = pick(prompt.reasoning, self.spec.reasoning, self.reasoning)
+            extra = [e for e in (self.spec.extra_body, prompt.extra_body) if e]
+            fields = proto.request_body(prompt, prompt.token_limit or default_limit, reasoning, extra)
+            body = json.dumps(fields, ensure_ascii=False).encode()
             local_in = self.tokens.count("\n".join(m["content"] for m in prompt.chat_messages()))
             prep = Prepared(self.host.rstrip("/") + proto.request_path(), body, headers, local_in)
             self._prepared[prompt.name] = prep
@@ -159,7 +165,8 @@ class LLMRun:
         spec = TargetSpec(name=api, api=api, host=base.host, model=base.model, key_env=base.spec.key_env)
         key_env = get_protocol(api).key_env
         api_key = base.api_key or (os.environ.get(key_env) if key_env else None)
-        target = Target(spec, api_key=api_key, price_file=base.prices.price_file, continuous_usage=False)
+        target = Target(spec, api_key=api_key, price_file=base.prices.price_file, continuous_usage=False,
+                        reasoning=base.reasoning)
         self.targets.append(target)
         return target
 

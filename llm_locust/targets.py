@@ -20,6 +20,8 @@ turn (by weight), and every report breaks down by target and prompt. The file::
         key_env: VLLM_API_KEY          # optional: which environment variable holds the key
         prices: {input_per_mtok: 0.05, output_per_mtok: 0.10}   # optional price for this target
         weight: 2                      # optional share of the users (default 1)
+        reasoning: medium              # optional: off, low, medium, high or a token budget; a prompt's wins
+        extra_body: {top_k: 1}         # optional mapping deep-merged into every request body (a prompt's on top)
 
 ``${VAR}`` in a host is read from the environment. Problems are reported in one line naming the file, the
 target and the fix, including what a protocol can tell of its host (``check_endpoint``: e.g. a gateway route
@@ -39,10 +41,12 @@ import yaml
 
 from .protocols import PROTOCOLS, EndpointError, check_endpoint
 from .protocols.cloudflare import gateway_base
+from .reasoning import Reasoning, check_extra_body, parse_reasoning
 from .yamlfile import load_yaml
 
 CATALOG = Path(__file__).with_name("catalog.yaml")
-TARGET_KEYS = {"name", "provider", "via", "api", "host", "model", "key_env", "prices", "weight"}
+TARGET_KEYS = {"name", "provider", "via", "api", "host", "model", "key_env", "prices", "weight", "reasoning",
+               "extra_body"}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -61,6 +65,8 @@ class TargetSpec:
     weight: float = 1.0
     provider: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    reasoning: Reasoning | None = None
+    extra_body: dict[str, Any] | None = None
 
 
 @cache
@@ -139,6 +145,11 @@ def load_targets(path: str | Path) -> list[TargetSpec]:
             or set(prices) - {"input_per_mtok", "output_per_mtok", "cache_read_per_mtok"}
         ):
             raise TargetFileError(f"{where}: 'prices' needs input_per_mtok and output_per_mtok (USD per million)")
+        try:
+            reasoning = parse_reasoning(item.get("reasoning"))
+            extra_body = check_extra_body(item.get("extra_body"))
+        except ValueError as e:
+            raise TargetFileError(f"{where}: {e}") from None
         if any(t.name == item["name"] for t in out):
             raise TargetFileError(f"{where}: duplicate name; target names must be unique")
         out.append(
@@ -151,6 +162,8 @@ def load_targets(path: str | Path) -> list[TargetSpec]:
                 prices=prices,
                 weight=float(weight),
                 provider=item.get("provider"),
+                reasoning=reasoning,
+                extra_body=extra_body,
             )
         )
     return out

@@ -23,6 +23,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from ..options import DEFAULT_MOCK_MODEL
 from ..prompts import load_prompts
 from ..protocols import get_protocol
+from ..reasoning import parse_reasoning
 from ..recorder import Recorder
 from ..run import LLMRun, Target, new_run_id
 from ..targets import TargetSpec, load_targets
@@ -80,6 +81,7 @@ def build_run(environment: Any, mock_url: str | None = None) -> LLMRun:
                 price_file=opts.prices,
                 continuous_usage=opts.continuous_usage,
                 template=opts.template,
+                reasoning=parse_reasoning(getattr(opts, "reasoning", None)),
             )
         )
     run_id = new_run_id()

@@ -16,6 +16,7 @@ from ..pricing import PriceFileError, load_price_file
 from ..prompts import PromptFileError, load_prompts
 from ..protocols import EndpointError, TemplateError, check_endpoint
 from ..protocols.custom import load_template
+from ..reasoning import parse_reasoning
 from ..targets import TargetFileError, load_targets
 
 #: the errors a bad input file raises, each with a message that names the file and the fix
@@ -48,6 +49,10 @@ def check_options(opts: Namespace, host: str | None) -> None:
         fail(f"--token-limit must be a positive integer (got {opts.token_limit}); drop it to use the server's default")
     if opts.max_requests is not None and opts.max_requests <= 0:
         fail(f"--max-requests must be a positive integer (got {opts.max_requests})")
+    try:
+        parse_reasoning(opts.reasoning)
+    except ValueError as e:
+        fail(f"--reasoning: {e}")
     if opts.timeout <= 0:
         fail(f"--timeout must be a positive number of seconds (got {opts.timeout:g})")
     if not opts.targets and host and not opts.model and opts.headless:

@@ -6,7 +6,9 @@ Events: ``message_start`` (usage: input, cache creation and cache read tokens), 
 latest, never sum; ``stop_reason``), ``message_stop`` (the end), ``ping`` (ignored) and ``error`` (a failure after
 HTTP 200, e.g. ``overloaded_error``). Anthropic's ``input_tokens`` excludes cached tokens, so input is normalised to
 input + cache creation + cache read, with the cache reads reported as cached tokens (priced at the cache rate).
-``max_tokens`` is required by the API: without a limit we send ``DEFAULT_MAX_TOKENS``.
+``max_tokens`` is required by the API: without a limit we send ``DEFAULT_MAX_TOKENS``. Reasoning on request
+(:mod:`llm_locust.reasoning`): ``thinking: {type: enabled, budget_tokens: N}``; the API requires
+``budget_tokens < max_tokens``, so where the token limit is not above the budget ``max_tokens`` = budget + limit.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..prompts import Prompt
+from ..reasoning import Reasoning, budget_of
 from .base import DONE, NOTHING, Delta, Protocol, Usage, loads
 
 API_VERSION = "2023-06-01"
@@ -59,6 +62,14 @@ class AnthropicMessages(Protocol):
         if prompt.system:
             body["system"] = prompt.system
         return body
+
+    def reason(self, body: dict[str, Any], reasoning: Reasoning) -> None:
+        if reasoning == "off":
+            return  # thinking is off unless asked for
+        budget = budget_of(reasoning)
+        body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        if body["max_tokens"] <= budget:  # the API requires budget_tokens < max_tokens: the limit is for the answer
+            body["max_tokens"] = budget + body["max_tokens"]
 
     def parse(self, event: str, data: bytes) -> Delta:
         obj = loads(data)

@@ -27,6 +27,7 @@ import orjson
 
 from ..errors import LLMError, MalformedChunk, from_status
 from ..prompts import Prompt
+from ..reasoning import Reasoning, deep_merge
 
 
 @dataclass(slots=True)
@@ -204,6 +205,23 @@ class Protocol:
 
     def body(self, prompt: Prompt, max_tokens: int | None) -> dict[str, Any]:
         raise NotImplementedError
+
+    def reason(self, body: dict[str, Any], reasoning: Reasoning) -> None:
+        """Put the provider's reasoning switch for ``reasoning`` into ``body`` (see :mod:`llm_locust.reasoning`).
+        This default is for APIs without one: nothing is sent."""
+
+    def request_body(
+        self, prompt: Prompt, max_tokens: int | None, reasoning: Reasoning | None = None,
+        extra: list[dict[str, Any]] | tuple[dict[str, Any], ...] = (),
+    ) -> Any:  # fmt: skip
+        """The body to send: :meth:`body`, the reasoning switch (unless unset), then each ``extra_body`` merged in
+        order (the target's, then the prompt's)."""
+        body = self.body(prompt, max_tokens)
+        if reasoning is not None:
+            self.reason(body, reasoning)
+        for fields in extra:
+            deep_merge(body, fields)
+        return body
 
     def parse(self, event: str, data: bytes) -> Delta:
         """Parse one stream event; raise :class:`MalformedChunk` if it is not what the protocol sends."""

@@ -4,7 +4,9 @@ Each SSE ``data:`` line is a ``GenerateContentResponse``; there is no end marker
 candidate reports its ``finishReason`` (the connection then closes). Text is in ``candidates[0].content.parts[*]``:
 parts with ``thought: true`` are reasoning (streamed only with ``thinkingConfig.includeThoughts``).
 ``usageMetadata`` (trust the last one): output = ``candidatesTokenCount`` + ``thoughtsTokenCount``, reasoning =
-``thoughtsTokenCount``, cached = ``cachedContentTokenCount`` (part of ``promptTokenCount``).
+``thoughtsTokenCount``, cached = ``cachedContentTokenCount`` (part of ``promptTokenCount``). Reasoning on request
+(:mod:`llm_locust.reasoning`): ``generationConfig.thinkingConfig`` = ``{thinkingBudget: N, includeThoughts: true}``
+(so thoughts stream and the first token of any kind is timed), ``off`` = ``{thinkingBudget: 0}``.
 
 * ``gemini``: host ``https://generativelanguage.googleapis.com`` (or a gateway's ``/google-ai-studio``), key in
   ``x-goog-api-key`` (``GEMINI_API_KEY``).
@@ -22,6 +24,7 @@ from typing import Any
 
 from ..errors import AuthError, LLMError, from_status
 from ..prompts import Prompt
+from ..reasoning import Reasoning, budget_of
 from .base import NOTHING, Delta, Protocol, Usage, loads, retry_after_seconds
 
 
@@ -72,6 +75,13 @@ class Gemini(Protocol):
         if max_tokens:
             body["generationConfig"] = {"maxOutputTokens": max_tokens}
         return body
+
+    def reason(self, body: dict[str, Any], reasoning: Reasoning) -> None:
+        config = body.setdefault("generationConfig", {})
+        if reasoning == "off":  # Google's off switch (Flash models; Pro models cannot turn thinking off)
+            config["thinkingConfig"] = {"thinkingBudget": 0}
+        else:
+            config["thinkingConfig"] = {"thinkingBudget": budget_of(reasoning), "includeThoughts": True}
 
     def parse(self, event: str, data: bytes) -> Delta:
         obj = loads(data)

@@ -3,6 +3,7 @@
 Each line is one JSON object; the last has ``"done": true`` and the usage (``prompt_eval_count``,
 ``eval_count``). Thinking models stream reasoning in ``message.thinking`` (chat) or ``thinking`` (generate).
 Errors, before or during the stream, are ``{"error": "..."}``. The output cap is ``options.num_predict``.
+Reasoning on request (:mod:`llm_locust.reasoning`): ``think: true`` (``false`` for ``off``), chat and generate.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..prompts import Prompt
+from ..reasoning import Reasoning
 from .base import NOTHING, Delta, Protocol, Usage, loads
 
 
@@ -29,6 +31,10 @@ class OllamaChat(Protocol):
         if max_tokens:
             body["options"] = {"num_predict": max_tokens}
         return body
+
+    def reason(self, body: dict[str, Any], reasoning: Reasoning) -> None:
+        # levels and budgets are sent as true: only some models (gpt-oss) take think: "low" ... (use extra_body)
+        body["think"] = reasoning != "off"
 
     def parse(self, event: str, data: bytes) -> Delta:
         obj = loads(data)

@@ -4,7 +4,9 @@ Covers OpenAI, vLLM, SGLang, llama.cpp, Ollama's ``/v1``, Mistral and DeepSeek. 
 ``data: [DONE]``; usage is asked for with ``stream_options.include_usage`` and arrives in a trailing chunk with
 ``choices: []`` (or, with ``continuous_usage_stats``, cumulatively on every chunk). Reasoning text may arrive as
 ``delta.reasoning_content`` (DeepSeek, SGLang, llama.cpp), ``delta.reasoning`` (vLLM, Ollama) or, on Mistral, as
-``thinking`` items of a content list.
+``thinking`` items of a content list. Reasoning on request (:mod:`llm_locust.reasoning`): ``reasoning_effort``
+(an integer budget as the lowest level whose budget covers it), on Mistral's API ``prompt_mode: "reasoning"``;
+``off`` sends nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..prompts import Prompt
+from ..reasoning import Reasoning, effort_of
 from .base import DONE, NOTHING, Delta, Protocol, Usage, loads
 
 
@@ -81,6 +84,15 @@ class OpenAIChat(Protocol):
             body[self._limit_field()] = max_tokens
         return body
 
+    def reason(self, body: dict[str, Any], reasoning: Reasoning) -> None:
+        # off: nothing (no switch every compatible server takes; gpt-5.1+ know reasoning_effort "none": extra_body)
+        if reasoning == "off":
+            return
+        if urlsplit(self.host).hostname == "api.mistral.ai" or getattr(self.route, "slug", None) == "mistral":
+            body["prompt_mode"] = "reasoning"  # Mistral's reasoning mode (Magistral models)
+        else:
+            body["reasoning_effort"] = effort_of(reasoning)  # an integer budget goes as the level covering it
+
     def parse(self, event: str, data: bytes) -> Delta:
         if data == b"[DONE]":
             return DONE
@@ -124,6 +136,9 @@ class OpenAICompletions(OpenAIChat):
         if max_tokens:
             body["max_tokens"] = max_tokens
         return body
+
+    def reason(self, body: dict[str, Any], reasoning: Reasoning) -> None:
+        """Legacy completions have no reasoning switch: nothing is sent."""
 
     @staticmethod
     def choice_text(choice: dict[str, Any]) -> tuple[str, str]:

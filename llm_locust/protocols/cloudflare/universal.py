@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 from ...prompts import Prompt
+from ...reasoning import Reasoning, deep_merge
 from ..anthropic import AnthropicMessages
 from ..base import Delta, EndpointError, Protocol
 from ..gemini import Gemini
@@ -74,6 +75,19 @@ class GatewayUniversal(Protocol):
                 "headers": headers,
                 "query": step.body(prompt, max_tokens),
             })  # fmt: skip
+        return out
+
+    def request_body(
+        self, prompt: Prompt, max_tokens: int | None, reasoning: Reasoning | None = None,
+        extra: list[dict[str, Any]] | tuple[dict[str, Any], ...] = (),
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Each step's query gets its own provider's reasoning switch and the extra fields."""
+        out = self.body(prompt, max_tokens)
+        for step, item in zip(self.steps, out, strict=True):
+            if reasoning is not None:
+                step.reason(item["query"], reasoning)
+            for fields in extra:
+                deep_merge(item["query"], fields)
         return out
 
     def for_response(self, headers: Any) -> Protocol:
