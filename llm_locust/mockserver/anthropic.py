@@ -16,6 +16,8 @@ the name), as the Anthropic API sends them:
 ``max_tokens`` is required (400 ``invalid_request_error`` without it), as is ``messages``; the prompt is
 counted over ``system`` and the messages (string or text-block content). The keep-alive before the first
 token is a ``ping`` event. ``--no-usage`` leaves ``usage`` out of ``message_start`` and ``message_delta``.
+Reasoning on request: ``thinking: {type: enabled, budget_tokens: N}`` (``--thinking-tokens``, at most N; 400
+``invalid_request_error`` unless ``max_tokens`` > N, as the API answers), ``{type: adaptive}``, ``{type: disabled}``.
 
 Errors: ``{"type": "error", "error": {"type", "message"}, "request_id": "req_..."}`` with the type of the
 status (401 ``authentication_error``, 403 ``permission_error``, 404 ``not_found_error``, 429
@@ -30,6 +32,7 @@ from typing import Any
 
 from llm_locust.mockserver.script import count_words
 from llm_locust.mockserver.wire import (
+    NO_BUDGET,
     GenRequest,
     Reply,
     RequestError,
@@ -158,7 +161,25 @@ class MockAnthropicMessages(WireProtocol):
         system = body.get("system")
         prompt = count_words(system) if isinstance(system, str) else content_words(system)
         prompt += sum(content_words(m.get("content")) for m in messages if isinstance(m, dict))
-        return GenRequest(str(body["model"]), bool(body.get("stream", False)), limit, prompt)
+        greq = GenRequest(str(body["model"]), bool(body.get("stream", False)), limit, prompt)
+        thinking = body.get("thinking")
+        if thinking is None:
+            return greq
+        kind = thinking.get("type") if isinstance(thinking, dict) else None
+        if kind == "enabled":
+            budget = int_or_none(thinking.get("budget_tokens"), "thinking.budget_tokens")
+            if budget is None or budget < 1:
+                raise RequestError("thinking.enabled.budget_tokens: Field required")
+            if limit <= budget:
+                raise RequestError("`max_tokens` must be greater than `thinking.budget_tokens`")
+            greq.reasoning, greq.reasoning_asked = budget, f"thinking:{budget}"
+        elif kind == "adaptive":
+            greq.reasoning, greq.reasoning_asked = NO_BUDGET, "thinking:adaptive"
+        elif kind == "disabled":
+            greq.reasoning, greq.reasoning_asked = 0, "thinking:disabled"
+        else:
+            raise RequestError("thinking.type: Input should be 'enabled', 'adaptive' or 'disabled'")
+        return greq
 
     def encoder(self, req: GenRequest, reply: Reply) -> StreamEncoder:
         return AnthropicEncoder(req, reply)

@@ -25,7 +25,8 @@ class MockConfig:
     jitter_ms: float = 0.0  # uniform +-jitter added to every scheduled send time (deterministic per request)
     seed: int = 0  # seed of the jitter; request number n uses random.Random(f"{seed}:{n}")
     continuous_usage: bool = False  # every streamed chunk carries the cumulative usage (vLLM style)
-    reasoning_tokens: int = 0  # the first R output tokens are reasoning ("thinking") tokens
+    reasoning_tokens: int = 0  # the first R output tokens are reasoning tokens, unless the request turns it off
+    thinking_tokens: int = 8  # reasoning tokens of a reply whose request asks for reasoning (at most its budget)
     keepalive_ms: float = 0.0  # SSE keep-alive (comment; Anthropic: ping) every K ms before the first token; 0 = off
     send_log: str | None = None  # append one JSON line per generation request to this file
     fault: str | None = None  # one of FAULT_KINDS, or None
@@ -44,7 +45,8 @@ class MockConfig:
         for name in ("ttft_ms", "itl_ms", "jitter_ms", "keepalive_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
-        for name in ("output_tokens", "reasoning_tokens", "fault_after_tokens", "retry_after", "port", "fail_steps"):
+        for name in ("output_tokens", "reasoning_tokens", "thinking_tokens", "fault_after_tokens", "retry_after",
+                     "port", "fail_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         if self.tokens_per_chunk < 1:
@@ -64,8 +66,11 @@ _HELP = {
     "jitter_ms": "uniform +-jitter in ms added to every scheduled send time, seeded per request (default %(default)s)",
     "seed": "seed of the jitter (default %(default)s)",
     "continuous_usage": "every streamed chunk carries the cumulative usage so far (vLLM continuous_usage_stats)",
-    "reasoning_tokens": "the first R output tokens are reasoning tokens (reasoning_content / thinking) "
-    "(default %(default)s)",
+    "reasoning_tokens": "the first R output tokens of every reply are reasoning tokens (reasoning_content / "
+    "thinking), a model that always reasons; a request that turns reasoning off gets none (default %(default)s)",
+    "thinking_tokens": "reasoning tokens of a reply whose request asks for reasoning with its provider's switch "
+    "(reasoning_effort, prompt_mode, Anthropic thinking, Gemini thinkingConfig, Ollama think), at most the "
+    "request's budget (default %(default)s)",
     "keepalive_ms": "send an SSE ': keep-alive' comment (Anthropic: a ping event) every K ms before the first "
     "token; 0 = off (default %(default)s)",
     "send_log": "append one JSON line per generation request (real monotonic send times) to FILE",

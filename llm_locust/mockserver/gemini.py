@@ -13,7 +13,9 @@ A stream is data-only SSE (no event names, no ``[DONE]``): one ``GenerateContent
 ``finishReason`` (``STOP``, or ``MAX_TOKENS`` when ``generationConfig.maxOutputTokens`` cut the reply);
 then the connection's body ends. A reply without tokens is one chunk with an empty text part and the
 finish reason. ``--tokens-per-chunk`` gives Gemini's sentence-sized chunks; ``--no-usage`` drops
-``usageMetadata``.
+``usageMetadata``. Reasoning on request: ``generationConfig.thinkingConfig.thinkingBudget`` (0 off, -1 dynamic,
+N at most N tokens of ``--thinking-tokens``); thoughts stream as ``thought`` parts only with ``includeThoughts:
+true``; without it they take their time and count in ``thoughtsTokenCount`` but are not sent, as Google does.
 
 Errors: ``{"error": {"code", "message", "status", "details"}}``: 400 ``INVALID_ARGUMENT``, 403
 ``PERMISSION_DENIED``, 404 ``NOT_FOUND``, 429 ``RESOURCE_EXHAUSTED`` with a ``RetryInfo`` detail
@@ -30,6 +32,7 @@ from typing import Any
 
 from llm_locust.mockserver.script import count_words
 from llm_locust.mockserver.wire import (
+    NO_BUDGET,
     GenRequest,
     Reply,
     RequestError,
@@ -99,6 +102,7 @@ class GeminiEncoder(StreamEncoder):
         self.total = reply.tokens
         self.reason = reply.finish_reason
         self.finished = False
+        self.hide = req.hide_reasoning
         self._head = b'data: {"candidates":[{"content":{"parts":[{"text":'
         self._text_end = b'}],"role":"model"},'
         self._thought_end = b',"thought":true}],"role":"model"},'
@@ -118,6 +122,8 @@ class GeminiEncoder(StreamEncoder):
         return f'"finishReason":"{FINISH_REASONS[finish_reason]}","index":0}}]'.encode()
 
     def tokens(self, text: str, reasoning: bool, completion_tokens: int, reasoning_tokens: int) -> bytes:
+        if reasoning and self.hide:  # thoughts without includeThoughts: counted in usage, never streamed
+            return b""
         if completion_tokens >= self.total:  # the last token: this chunk ends the reply
             self.finished = True
             candidate = self._finish(self.reason)
@@ -168,7 +174,19 @@ class MockGemini(WireProtocol):
             raise RequestError("maxOutputTokens must be >= 0")
         prompt = sum(_parts_words(c) for c in contents)
         prompt += _parts_words(body.get("systemInstruction", body.get("system_instruction")))
-        return GenRequest(self.model_of(body, params), self.stream, limit, prompt)
+        greq = GenRequest(self.model_of(body, params), self.stream, limit, prompt)
+        thinking = config.get("thinkingConfig", config.get("thinking_config"))
+        if thinking is None:
+            return greq
+        if not isinstance(thinking, dict):
+            raise RequestError("generationConfig.thinkingConfig must be an object")
+        budget = int_or_none(thinking.get("thinkingBudget", thinking.get("thinking_budget")), "thinkingBudget")
+        if budget is not None and budget < -1:
+            raise RequestError("thinkingBudget must be -1 (dynamic), 0 (off) or a positive number of tokens")
+        greq.reasoning = NO_BUDGET if budget is None or budget == -1 else budget
+        greq.hide_reasoning = not thinking.get("includeThoughts", thinking.get("include_thoughts", False))
+        greq.reasoning_asked = f"thinkingBudget:{budget}" + ("" if greq.hide_reasoning else ",includeThoughts")
+        return greq
 
     def encoder(self, req: GenRequest, reply: Reply) -> StreamEncoder:
         return GeminiEncoder(req, reply)
@@ -178,7 +196,7 @@ class MockGemini(WireProtocol):
         completion_tokens: int, reasoning_tokens: int,
     ) -> bytes:  # fmt: skip
         parts: list[dict[str, Any]] = []
-        if reasoning_tokens:
+        if reasoning_tokens and not req.hide_reasoning:
             parts.append({"text": reasoning_text, "thought": True})
         parts.append({"text": text})
         candidate = {"content": {"parts": parts, "role": "model"}, "finishReason": FINISH_REASONS[finish_reason],

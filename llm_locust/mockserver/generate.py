@@ -144,7 +144,8 @@ def _run(
         stats["faults"] += 1
         rec.fault = fault
     rec.model, rec.stream, rec.prompt_tokens = greq.model, greq.stream, greq.prompt_tokens
-    script = make_script(cfg, req.t_recv_ns, seq, greq.limit, proto.supports_reasoning)
+    rec.reasoning_asked = greq.reasoning_asked
+    script = make_script(cfg, req.t_recv_ns, seq, greq.limit, reasoning_wanted(cfg, greq, proto))
     rec.finish_reason = script.finish_reason
     reply = Reply(seq, rec.request_id, int(time.time()), greq.prompt_tokens, req.t_recv_ns,
                   tokens=script.tokens, reasoning_tokens=script.reasoning_tokens,
@@ -158,6 +159,16 @@ def _run(
         keep, rec.aborted, rec.finish_reason = False, True, None
         _finish_times(rec, reply)
     return keep
+
+
+def reasoning_wanted(cfg: MockConfig, greq: GenRequest, proto: WireProtocol) -> int:
+    """Reasoning tokens the reply starts with: as the request's switch asks (``--thinking-tokens``, at most its
+    budget; none if it turns reasoning off), else ``--reasoning-tokens``; none where the format has no field."""
+    if not proto.supports_reasoning:
+        return 0
+    if greq.reasoning is None:
+        return cfg.reasoning_tokens
+    return min(cfg.thinking_tokens, greq.reasoning)
 
 
 def _stream(
@@ -228,17 +239,18 @@ def _send_tokens(
         if chunk.reasoning:
             reasoning += chunk.count
         data = enc.tokens(token_text(chunk.start, chunk.count), chunk.reasoning, done, reasoning)
-        t = perf()
-        send_chunk(data)
-        if rec.t_first_token_ns is None:
-            rec.t_first_token_ns = t
-        rec.t_last_token_ns = t
-        rec.chunks += 1
-        if times is not None:
-            times.append(t)
+        if data:  # b"": reasoning the provider does not stream; it takes its time and counts, nothing is sent
+            t = perf()
+            send_chunk(data)
+            if rec.t_first_token_ns is None:
+                rec.t_first_token_ns = t
+            rec.t_last_token_ns = t
+            rec.chunks += 1
+            stats["chunks"] += 1
+            if times is not None:
+                times.append(t)
         rec.tokens, rec.reasoning_tokens = done, reasoning
         stats["tokens"] += chunk.count
-        stats["chunks"] += 1
         if stop_at is not None and done >= stop_at:
             return
 

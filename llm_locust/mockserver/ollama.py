@@ -13,7 +13,8 @@ per line (``application/x-ndjson``), one line per HTTP chunk, with no role-only 
   token - first token, ``total_duration`` = now - request read, ``load_duration`` = 0 (with ``--no-usage``
   the counts are left out, the durations stay).
 
-The output limit is ``options.num_predict`` (negative = no limit, as in Ollama).
+The output limit is ``options.num_predict`` (negative = no limit, as in Ollama). Reasoning on request: ``think:
+true`` (or ``"low"`` ... ``"max"``) gives ``--thinking-tokens`` reasoning tokens, ``think: false`` none.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from llm_locust.mockserver.script import count_words
 from llm_locust.mockserver.wire import (
+    NO_BUDGET,
     GenRequest,
     Reply,
     RequestError,
@@ -131,7 +133,14 @@ class _MockOllamaBase(WireProtocol):
         if limit is not None and limit < 0:
             limit = None  # -1 = infinite, -2 = fill the context
         model = body.get("model") or "mock-model"
-        return GenRequest(str(model), bool(body.get("stream", True)), limit, prompt_tokens)
+        greq = GenRequest(str(model), bool(body.get("stream", True)), limit, prompt_tokens)
+        think = body.get("think")
+        if think is not None:
+            if think not in (True, False, "low", "medium", "high", "max"):
+                raise RequestError("think must be true, false, or one of low, medium, high, max")
+            greq.reasoning = NO_BUDGET if think else 0
+            greq.reasoning_asked = f"think:{str(think).lower()}"
+        return greq
 
     def encoder(self, req: GenRequest, reply: Reply) -> StreamEncoder:
         return OllamaEncoder(req, reply, self.chat)

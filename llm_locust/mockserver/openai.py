@@ -3,7 +3,8 @@
 Streamed chat reply (SSE, one ``data: <json>\\n\\n`` event per HTTP chunk):
 
 1. a role-only chunk right after the headers (``delta: {"role": "assistant", "content": ""}``) -- not a token;
-2. content chunks (``delta.content``); reasoning tokens come first, in ``delta.reasoning_content``;
+2. content chunks (``delta.content``); reasoning tokens come first, in ``delta.reasoning_content`` (a request
+   asks with ``reasoning_effort`` low/medium/high, ``none`` = off, or Mistral's ``prompt_mode: "reasoning"``);
 3. a chunk with an empty delta and ``finish_reason`` ``"length"`` or ``"stop"``;
 4. with ``stream_options.include_usage``: a usage chunk with ``"choices": []`` (earlier chunks carry
    ``"usage": null``); with ``stream_options.continuous_usage_stats`` (or ``--continuous-usage``) every
@@ -22,6 +23,7 @@ from typing import Any
 
 from llm_locust.mockserver.script import count_words
 from llm_locust.mockserver.wire import (
+    NO_BUDGET,
     GenRequest,
     Reply,
     RequestError,
@@ -68,6 +70,25 @@ def _stream_options(body: dict[str, Any]) -> tuple[bool, bool]:
     if not isinstance(opts, dict):
         raise RequestError("stream_options must be an object")
     return bool(opts.get("include_usage")), bool(opts.get("continuous_usage_stats"))
+
+
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+
+
+def _reasoning(greq: GenRequest, body: dict[str, Any]) -> GenRequest:
+    """The request's reasoning switch: ``reasoning_effort`` (OpenAI, vLLM, Ollama /v1 ...) or Mistral's
+    ``prompt_mode``."""
+    effort = body.get("reasoning_effort")
+    if effort is not None:
+        if effort not in EFFORTS:
+            raise RequestError(f"reasoning_effort must be one of {', '.join(EFFORTS)}")
+        greq.reasoning = 0 if effort == "none" else NO_BUDGET
+        greq.reasoning_asked = f"reasoning_effort:{effort}"
+    elif body.get("prompt_mode") is not None:
+        if body["prompt_mode"] != "reasoning":
+            raise RequestError("prompt_mode must be 'reasoning'")
+        greq.reasoning, greq.reasoning_asked = NO_BUDGET, "prompt_mode:reasoning"
+    return greq
 
 
 def _limit(body: dict[str, Any]) -> int | None:
@@ -172,7 +193,8 @@ class MockOpenAIChat(_MockOpenAIBase):
         prompt = sum(content_words(m.get("content")) for m in messages if isinstance(m, dict))
         include, continuous = _stream_options(body)
         model = body.get("model") or "mock-model"
-        return GenRequest(str(model), bool(body.get("stream", False)), _limit(body), prompt, include, continuous)
+        greq = GenRequest(str(model), bool(body.get("stream", False)), _limit(body), prompt, include, continuous)
+        return _reasoning(greq, body)
 
     def full_response(
         self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,

@@ -102,17 +102,19 @@ class Script:
         return last
 
 
-def make_script(cfg: MockConfig, t_recv_ns: int, seq: int, limit: int | None = None, reasoning: bool = True) -> Script:
+def make_script(
+    cfg: MockConfig, t_recv_ns: int, seq: int, limit: int | None = None, reasoning: int | None = None
+) -> Script:
     """Plan the reply to request number ``seq`` that was fully read at ``t_recv_ns``.
 
     ``limit`` is the request's own cap on output tokens (``max_tokens``, ``num_predict``), if any;
-    ``reasoning=False`` for wire formats that cannot carry reasoning tokens.
+    ``reasoning`` the reasoning tokens the reply starts with (default ``cfg.reasoning_tokens``; at most all of them).
     """
     n = cfg.output_tokens
     finish = "stop"
     if limit is not None and limit <= n:
         n, finish = max(limit, 0), "length"
-    r = min(cfg.reasoning_tokens, n) if reasoning else 0
+    r = min(cfg.reasoning_tokens if reasoning is None else reasoning, n)
     jitter_ns = int(cfg.jitter_ms * 1e6)
     seed = f"{cfg.seed}:{seq}"
     ttft_ns = int(cfg.ttft_ms * 1e6)

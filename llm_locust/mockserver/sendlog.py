@@ -14,7 +14,10 @@ null), ``status`` (HTTP status sent; null for ``hang``), ``t_recv_ns`` (request 
 ``t_headers_ns``, ``t_first_token_ns``, ``t_last_token_ns``, ``t_end_ns``, ``token_send_ns``, ``tokens``
 (output tokens sent, reasoning included), ``reasoning_tokens``, ``prompt_tokens``, ``chunks``
 (token-bearing chunks sent), ``keepalives`` (SSE keep-alive comments sent), ``finish_reason``,
-``aborted`` (the client went away).
+``aborted`` (the client went away), ``reasoning_asked`` (the request's reasoning switch as the mock read it, e.g.
+``reasoning_effort:high``, ``thinking:6``, ``thinkingBudget:-1,includeThoughts``, ``think:true``; null: none).
+Reasoning the provider does not stream (Gemini without ``includeThoughts``) counts in ``reasoning_tokens`` but
+has no entry in ``token_send_ns``.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class SendRecord:
     keepalives: int = 0
     finish_reason: str | None = None
     aborted: bool = False
+    reasoning_asked: str | None = None
     keep_times: bool = True  # record every send time in token_send_ns (not written to the log)
 
     def to_dict(self) -> dict[str, Any]:

@@ -21,6 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+#: ``GenRequest.reasoning`` of a request that asks for reasoning without naming a budget
+NO_BUDGET = 1 << 30
+
 
 class RequestError(Exception):
     """The request body is unacceptable: answer 400 with ``message`` in the protocol's error shape."""
@@ -37,6 +40,10 @@ class GenRequest:
     include_usage: bool = False  # send a final usage chunk (OpenAI stream_options.include_usage)
     continuous_usage: bool = False  # usage in every chunk (vLLM stream_options.continuous_usage_stats)
     usage: bool = True  # False (--no-usage): send no token counts at all, in any form
+    #: the request's reasoning switch: None = it names none, 0 = off, N = on with at most N tokens (NO_BUDGET)
+    reasoning: int | None = None
+    reasoning_asked: str | None = None  # the switch as the request put it, for the send log ("thinking:6" ...)
+    hide_reasoning: bool = False  # reasoning happens but is not streamed (Gemini without includeThoughts)
 
 
 @dataclass(slots=True)
@@ -66,7 +73,8 @@ class StreamEncoder:
         return []
 
     def tokens(self, text: str, reasoning: bool, completion_tokens: int, reasoning_tokens: int) -> bytes:
-        """A chunk carrying ``text``; the counts are cumulative, this chunk included."""
+        """A chunk carrying ``text``; the counts are cumulative, this chunk included. ``b""``: nothing is sent
+        (reasoning the provider does not stream), the tokens still count."""
         raise NotImplementedError
 
     def malformed(self) -> bytes:
