@@ -33,23 +33,19 @@ EFFORT_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
 Reasoning = str | int
 
 
-def parse_reasoning(value: Any) -> Reasoning | None:
-    """A checked reasoning setting (``None`` stays unset); ``ValueError`` naming the accepted values."""
+def parse_reasoning(value: Any, name: str = "reasoning") -> Reasoning | None:
+    """A checked reasoning setting (``None`` stays unset); ``ValueError`` naming ``name`` and the accepted values."""
     if value is None or value == "":
         return None
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
-    if isinstance(value, bool):  # YAML's off/no/false and on/yes/true
-        return "off" if not value else _bad(value)
-    if isinstance(value, int):
-        return value if value > 0 else _bad(value)
+    if value is False:  # YAML reads a bare off (or no, false) as false
+        return "off"
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
     if isinstance(value, str) and value.strip().lower() in LEVELS:
         return value.strip().lower()
-    return _bad(value)
-
-
-def _bad(value: Any) -> Any:
-    raise ValueError(f"reasoning must be off, low, medium, high or a positive token budget (got {value!r})")
+    raise ValueError(f"{name} must be off, low, medium, high or a positive token budget (got {value!r})")
 
 
 def budget_of(reasoning: Reasoning) -> int:

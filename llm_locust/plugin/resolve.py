@@ -81,7 +81,7 @@ def build_run(environment: Any, mock_url: str | None = None) -> LLMRun:
                 price_file=opts.prices,
                 continuous_usage=opts.continuous_usage,
                 template=opts.template,
-                reasoning=parse_reasoning(getattr(opts, "reasoning", None)),
+                reasoning=parse_reasoning(getattr(opts, "reasoning", None), "--reasoning"),
             )
         )
     run_id = new_run_id()

@@ -50,9 +50,9 @@ def check_options(opts: Namespace, host: str | None) -> None:
     if opts.max_requests is not None and opts.max_requests <= 0:
         fail(f"--max-requests must be a positive integer (got {opts.max_requests})")
     try:
-        parse_reasoning(opts.reasoning)
+        parse_reasoning(opts.reasoning, "--reasoning")
     except ValueError as e:
-        fail(f"--reasoning: {e}")
+        fail(str(e))
     if opts.timeout <= 0:
         fail(f"--timeout must be a positive number of seconds (got {opts.timeout:g})")
     if not opts.targets and host and not opts.model and opts.headless:
