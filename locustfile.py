@@ -5,7 +5,7 @@
     locust -f locustfile.py -H http://localhost:11434 --llm-api ollama-chat --model llama3             # web UI
 
 The user class and the plugin live in the package (llm_locust/locustfile.py), so `llm-benchmark` and installed
-copies run exactly this. Options: `locust -f locustfile.py --help`, group "llm-locust".
+copies run exactly this. Options: `llm-benchmark --locust-options` (Locust's own help cannot show them).
 """
 
 from llm_locust.locustfile import LLMUser  # noqa: F401  (Locust runs the User classes it finds here)

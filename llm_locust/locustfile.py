@@ -5,7 +5,7 @@
     locust -f locustfile.py -H http://localhost:11434 --llm-api ollama-chat --model llama3             # web UI
 
 The repository's top-level ``locustfile.py`` is this module; ``llm-benchmark`` runs it too, so an installed package
-needs no checkout. The protocol is chosen with ``--llm-api``; see ``locust -f locustfile.py --help``.
+needs no checkout. The protocol is chosen with ``--llm-api``; ``llm-benchmark --locust-options`` lists the options.
 """
 
 from llm_locust import plugin, users

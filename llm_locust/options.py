@@ -1,8 +1,14 @@
 """llm-locust's command-line options: one Locust argument group, each option with an environment variable.
 
-Registered through Locust's ``init_command_line_parser`` event, so they appear in ``locust --help``, in config
+Registered through Locust's ``init_command_line_parser`` event, so they work on the command line, in config
 files (``locust.conf``, ``[tool.locust]``), in the web UI's start form (secrets masked, paths hidden) and reach
 workers with the master's values at test start.
+
+They do **not** appear in ``locust -f locustfile.py --help``: Locust prints its help while it parses ``-f``, before
+it imports any locustfile (``locust.argument_parser.parse_locustfile_option`` calls ``get_parser().parse_args()``
+on ``--help``), so no locustfile's parser listener has run. ``llm-benchmark --locust-options`` (or ``python -m
+llm_locust --locust-options``) lists them instead, each with its default and environment variable
+(:func:`describe`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,30 @@ def _add(group: Any, *flags: str, include_in_web_ui: bool = True, is_secret: boo
     action.is_required = False
     action.is_multiple = False
     return action
+
+
+def options() -> list[tuple[str, str | None, Any, str]]:
+    """(flag, environment variable, default, help) of every llm-locust option, in ``--help`` order."""
+    import configargparse
+
+    parser = configargparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    return [
+        (", ".join(a.option_strings), getattr(a, "env_var", None), a.default, a.help or "")
+        for a in parser._actions
+        if a.option_strings
+    ]
+
+
+def describe() -> str:
+    """The option list ``llm-benchmark --locust-options`` prints: flag, default, environment variable, help."""
+    lines = ["llm-locust options (for locust -f locustfile.py ...; Locust's own are in locust --help):", ""]
+    for flag, env, default, text in options():
+        shown = "off" if default is False else ("none" if default in (None, "") else default)
+        lines.append(f"  {flag}")
+        lines.append(f"      default: {shown}; env: {env or 'none'}")
+        lines.append(f"      {text}")
+    return "\n".join(lines)
 
 
 def add_arguments(parser: Any) -> None:

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import redact
 from .measure.metrics import STAT_KEYS, stats
 from .measure.record import FIELDS, STATUS_CANCELLED, STATUS_FAILED, STATUS_OK, Record
 
@@ -24,8 +25,9 @@ LATENCY_METRICS = ("ttft_ms", "ttft_text_ms", "tpot_ms", "e2e_ms", "output_token
 TOKEN_METRICS = ("input_tokens", "output_tokens", "total_tokens", "reasoning_tokens")
 #: the record fields (:class:`~llm_locust.measure.record.Record`) a summary reads: the columns of its frame
 REPORT_FIELDS = (
-    "target", "api", "prompt", "status", "error_class", *LATENCY_METRICS, *TOKEN_METRICS, "cost_usd", "cost_source",
-    "itl_us", "itl_rule", "token_events", "input_tokens_source", "output_tokens_source", "t0_ns", "elapsed_ms",
+    "target", "api", "prompt", "status", "error_class", "error", *LATENCY_METRICS, *TOKEN_METRICS, "cost_usd",
+    "cost_source", "itl_us", "itl_rule", "token_events", "input_tokens_source", "output_tokens_source", "t0_ns",
+    "elapsed_ms",
 )  # fmt: skip
 _unknown = set(REPORT_FIELDS) - set(FIELDS)
 if _unknown:  # a renamed record field must be renamed here too
@@ -51,9 +53,12 @@ def _group_summary(df: pd.DataFrame, duration_s: float | None) -> dict[str, Any]
         "failures": len(failed),
         "cancelled": int((status == STATUS_CANCELLED).sum()),
         "error_classes": {},
+        "error_messages": {},  # the first message of each error class, keys redacted
     }
-    for c in failed["error_class"].tolist():
+    for c, message in zip(failed["error_class"].tolist(), failed["error"].tolist(), strict=True):
         out["error_classes"][c] = out["error_classes"].get(c, 0) + 1
+        if c not in out["error_messages"]:
+            out["error_messages"][c] = redact(message) if isinstance(message, str) else ""
     for m in LATENCY_METRICS:
         out[m] = stats(ok[m].dropna().to_numpy(dtype="float64"))
     gaps = [g for g in ok["itl_us"].tolist() if len(g)]
@@ -212,6 +217,15 @@ def render_text(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def error_lines(group: dict[str, Any]) -> list[str]:
+    """Per error class of a summary group: ``auth 3 — HTTP 401: Incorrect API key provided`` (its first message)."""
+    messages = group.get("error_messages") or {}
+    return [
+        f"Errors: {c} {n}" + (f" — {messages[c]}" if messages.get(c) else "")
+        for c, n in sorted(group["error_classes"].items(), key=lambda item: -item[1])
+    ]
+
+
 def render_console(summary: dict[str, Any], folder: Path | None) -> str:
     """The one-screen summary printed at the end of a run: one row per prompt and an overall row."""
     head = (
@@ -263,6 +277,7 @@ def render_console(summary: dict[str, Any], folder: Path | None) -> str:
         f"{_num(o['throughput']['output_tokens_per_s'], ' output tokens/s')}. "
         "TTFT/TPOT/ITL/E2E in ms (s above 1000 ms); tok/s per request; in/out = mean tokens per request."
     )
+    out += error_lines(o)
     if run.get("complete") is False:
         out.append("INCOMPLETE: " + "; ".join(run.get("incomplete_reasons") or ["records are missing"]))
     if folder is not None:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from .args import UsageError, build_parser, parse_args
 from .launch import run
-from .output import emit, load_summary, provider_table, write_request_logs
+from .output import emit, load_summary, provider_table, write_benchmark_log, write_request_logs
 from .plan import BenchPlan, infer_api, plan
 from .plots import plot
 
@@ -48,6 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         load_dotenv(Path.cwd() / ".env", override=False)
         args = parse_args(argv)
+        if args.locust_options:
+            from ..options import describe
+
+            print(describe())
+            return 0
         p = plan(args, dict(os.environ))
         folder, _ = run(args, p, err_console)
     except UsageError as e:
@@ -57,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     write_request_logs(folder, p)
     summary = load_summary(folder)
+    write_benchmark_log(folder, provider_table(summary))
     if args.plot:
         try:
             plot(folder, summary)

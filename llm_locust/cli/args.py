@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
                      default=os.environ.get("LOG_LEVEL", "INFO"), help="logging level (default: INFO)")  # fmt: skip
     run.add_argument("--config", help="YAML file holding any of these options (flags given here win)")
+    run.add_argument("--locust-options", action="store_true",
+                     help="list every llm-locust option of the locustfile (locust -f locustfile.py ...) with its "
+                     "default and environment variable, and exit")  # fmt: skip
     return p
 
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+from ..report import error_lines
 from .plan import BenchPlan
 
 
@@ -56,6 +58,7 @@ def provider_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
             "requests": t["requests"],
             "failures": t["failures"],
             "errors": t["error_classes"],
+            "error_messages": t.get("error_messages") or {},
             "ttft_ms_mean": t["ttft_ms"]["mean"],
             "tokens_per_s_mean": t["output_tokens_per_s"]["mean"],
             "tokens_per_s_median": t["output_tokens_per_s"]["p50"],
@@ -94,7 +97,34 @@ def print_text(folder: Path, table: list[dict[str, Any]], console: Any) -> None:
             ", ".join(f"{k} {v}" for k, v in row["errors"].items()),
         )  # fmt: skip
     console.print(t)
+    for row in table:
+        for line in error_lines({"error_classes": row["errors"], "error_messages": row["error_messages"]}):
+            console.print(f"{row['target']}: {line}", markup=False, highlight=False)
     console.print(f"Reports: {folder}/", markup=False, highlight=False)
+
+
+def write_benchmark_log(folder: Path, table: list[dict[str, Any]]) -> None:
+    """Append seed 001's figures per provider / model to the run log ``benchmark_<timestamp>.log``: average and
+    median tokens/s, average total tokens, prompt vs completion tokens, API-reported vs locally counted tokens."""
+    logs = sorted(folder.glob("benchmark_*.log"))
+    if not logs:
+        return
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    lines = []
+    for row in table:
+        head = f"[{stamp}] llm-benchmark/INFO: {row['target']} ({row['model']}):"
+        lines += [
+            f"{head} requests {row['requests']}, failed {row['failures']}",
+            f"{head} tokens/s average {_fmt(row['tokens_per_s_mean'])}, median {_fmt(row['tokens_per_s_median'])}",
+            f"{head} average total tokens {_fmt(row['total_tokens_mean'])} = prompt {_fmt(row['prompt_tokens_mean'])}"
+            f" + completion {_fmt(row['completion_tokens_mean'])}",
+            f"{head} completion tokens API-reported {_fmt(row['completion_tokens_api_mean'])}, locally estimated "
+            f"{_fmt(row['completion_tokens_local_mean'])} (averages)",
+        ]
+        lines += [f"{head} {line}" for line in error_lines({"error_classes": row["errors"],
+                                                             "error_messages": row["error_messages"]})]  # fmt: skip
+    with logs[-1].open("a", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 def emit(output: str, folder: Path, summary: dict[str, Any], console: Any) -> None:
