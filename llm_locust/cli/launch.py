@@ -86,7 +86,7 @@ def run(args: argparse.Namespace, p: BenchPlan, console: Any) -> tuple[Path, int
     console_file = work / "locust-console.txt"  # Locust's own tables; a file, so a full pipe never blocks it
     with console_file.open("w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
-        _progress(proc, info_file, total, console)
+        _progress(proc, info_file, total, console, log_file)
         proc.wait()
     folder = run_folder(info_file)
     if folder is None or not (folder / "summary.json").exists():
@@ -112,17 +112,41 @@ def run_folder(info_file: Path) -> Path | None:
     return Path(info["folder"]) if info is not None else None
 
 
-def _progress(proc: subprocess.Popen[str], info_file: Path, total: int, console: Any) -> None:
-    """Follow the run's requests.csv (written row by row) with a progress bar on stderr."""
+def _progress(proc: subprocess.Popen[str], info_file: Path, total: int, console: Any, log_file: Path) -> None:
+    """Follow the run's requests.csv (written row by row) with a progress bar on stderr, and copy the run log's
+    new lines (at ``--log-level``; one per request with ``--verbose``) to the console as they come: the log goes
+    to both the console and the file (seed 001)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     folder = None
     with Progress(TextColumn("requests"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:  # fmt: skip
         task = bar.add_task("requests", total=total)
+        tail = _LogTail(log_file, console)
         while proc.poll() is None:
             time.sleep(0.2)
+            tail.follow()
             folder = folder or run_folder(info_file)
             if folder is not None and (folder / "requests.csv").exists():
                 with (folder / "requests.csv").open("rb") as f:
                     bar.update(task, completed=max(0, sum(1 for _ in f) - 1))
+        tail.follow()
+
+
+class _LogTail:
+    """New whole lines of a growing log file, printed to a console."""
+
+    def __init__(self, path: Path, console: Any) -> None:
+        self.path, self.console, self.pos = path, console, 0
+
+    def follow(self) -> None:
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self.pos)
+                data = f.read()
+        except OSError:
+            return
+        end = data.rfind(b"\n") + 1
+        self.pos += end
+        for line in data[:end].decode("utf-8", "replace").splitlines():
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)

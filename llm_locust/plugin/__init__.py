@@ -42,7 +42,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from .. import webui
 from ..options import add_arguments
-from . import mock
+from . import mock, requestlog
 from .session import LLMSession, session_of
 from .validate import check_options, fail
 
@@ -73,6 +73,7 @@ def on_init(environment: Any, runner: Any = None, **_: Any) -> None:
     opts = environment.parsed_options
     if opts is None:
         return
+    requestlog.install(environment)
     if isinstance(runner, WorkerRunner):
         _preload()
         _catch_up_clock()
