@@ -16,12 +16,17 @@ Each LLM call fires exactly one Locust request event: ``request_type`` = the API
 :class:`~llm_locust.errors.LLMError` on failure.
 
 This module is the Locust side only: sending the request, the ``--timeout`` (a ``gevent.Timeout`` around the
-whole request), the request event and the books of requests cut short by the end of a run (``cancelled``). The
-measuring is :mod:`llm_locust.measure`'s: the body is handed to :func:`~llm_locust.measure.stream.read_response`,
-which reads it with geventhttpclient's ``readline(b"\\n")`` (that returns a line as soon as it is buffered;
-FastHttpUser's own ``iter_content``/``iter_lines`` wait for 1 KB) and stamps each line with
-``time.perf_counter_ns()`` before anything parses it; :func:`~llm_locust.measure.build.build_record` turns the
-result into the record once the stream has ended and no other stream has data waiting.
+whole request), ``--stagger`` (:mod:`llm_locust.stagger`), the request event and the books of requests cut short
+by the end of a run (``cancelled``). The hot path, per request:
+
+* ``t0`` is stamped by the connection pool as it hands the connection over for the write
+  (:mod:`llm_locust.sendclock`), so nothing runs between ``t0`` and the write of the request;
+* the body is read by :func:`~llm_locust.measure.stream.read_response` with geventhttpclient's ``readline(b"\\n")``
+  (that returns a line as soon as it is buffered; FastHttpUser's own ``iter_content``/``iter_lines`` wait for
+  1 KB), each line stamped with ``time.perf_counter_ns()`` and kept, nothing parsed;
+* the rest (parsing, :func:`~llm_locust.measure.build.build_record`, the request event, the CSV row, the live view)
+  is a job for the run's :class:`~llm_locust.bookkeeper.Bookkeeper`, which runs it in bounded steps when the event
+  loop is idle; the user sends its next request at once. The request event fires when the job ends.
 """
 
 from __future__ import annotations

@@ -98,3 +98,14 @@ def test_stagger_spreads_the_first_requests_over_the_spawn_interval(mock_server,
     first_four = sends[:4]
     # each of the first four arrived at least a third of its 0.25 s step after the one before
     assert all(b - a >= 0.25e9 / 3 for a, b in zip(first_four, first_four[1:], strict=False))
+
+
+def test_startup_message_names_the_per_process_figure_and_the_way_past_it():
+    from llm_locust import capacity
+
+    assert capacity.streams_within_1ms(20) == 4 * capacity.streams_within_1ms(5) > 0
+    msg = capacity.startup_message()
+    assert "--processes" in msg and "master/worker" in msg and f"{capacity.streams_within_1ms(5)} at ITL 5 ms" in msg
+    many = capacity.streams_within_1ms(5) + 1
+    assert f"{many} users in one process" in capacity.startup_message(many)
+    assert "users in one process" not in capacity.startup_message(1)
