@@ -27,6 +27,7 @@ import os
 import time
 from typing import Any
 
+import gevent
 from gevent import GreenletExit
 from locust import FastHttpUser, events, task
 
@@ -45,6 +46,7 @@ CSV_COLUMNS = ("request_id", "status", "t0_ns", "t_first_ns", "t_last_ns", "chun
 
 _rows: list[tuple[Any, ...]] = []
 _ids = itertools.count(1)
+_started = itertools.count()
 _prefix = f"bare{os.getpid():x}"
 _config: dict[str, Any] = {"body": DEFAULT_BODY, "out": "bare_requests.csv"}
 
@@ -54,6 +56,8 @@ def _add_arguments(parser: Any) -> None:
     g = parser.add_argument_group("bare reader")
     g.add_argument("--bare-body", default="", help="file with the request body (JSON); default: a built-in one")
     g.add_argument("--bare-out", default="bare_requests.csv", help="CSV written at test stop, one row per request")
+    g.add_argument("--bare-stagger", action="store_true", help="spread the first requests over the spawn interval "
+                   "(as llm-locust's --stagger: user k waits (k mod floor(r))/r s)")  # fmt: skip
 
 
 @events.test_start.add_listener
@@ -78,6 +82,12 @@ def _on_test_stop(**_: Any) -> None:
 
 class BareReader(FastHttpUser):
     """Streams the fixed request back to back; one substring test and two clock reads per line."""
+
+    def on_start(self) -> None:
+        opts = self.environment.parsed_options
+        if opts is not None and opts.bare_stagger and opts.spawn_rate:
+            batch = max(1, int(opts.spawn_rate))
+            gevent.sleep((next(_started) % batch) / opts.spawn_rate)
 
     @task
     def stream(self) -> None:

@@ -89,6 +89,8 @@ BANNER = "llm-locust mock server listening on "
 SERVER_CORE, CLIENT_CORE = 0, 1
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PCTS = (50, 90, 99)
+#: issue 14's table: (streams, mock ITL ms), TTFT 200 ms, 128 tokens
+TABLE_ROWS = ((32, 20.0), (64, 5.0), (128, 5.0), (256, 5.0))
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -313,6 +315,7 @@ def run_once(
     mode: str,
     py_spy: float = 0.0,
     gc_probe: bool = True,
+    stagger: bool = False,
 ) -> dict[str, Any]:
     """Start the mock and Locust, run ``duration`` seconds, stop both, join the logs; return the run's figures."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -326,8 +329,10 @@ def run_once(
     cmd += ["-f", str(target)]
     if profile == "bare":
         cmd += ["--bare-body", str(inputs[1]), "--bare-out", str(workdir / "bare.csv")]
+        cmd += ["--bare-stagger"] if stagger else []
     else:
         cmd += ["--model", MODEL, "--prompt-file", str(inputs[0]), "--report-dir", str(workdir / "reports")]
+        cmd += ["--stagger"] if stagger else []
     spy = None
     try:
         with (workdir / "locust.stdout").open("w") as out, (workdir / "locust.stderr").open("w") as err:
@@ -507,7 +512,7 @@ def pct(values: Sequence[float]) -> dict[str, float | None]:
 def analyse(rows: list[dict[str, Any]], sends: dict[str, dict[str, Any]], sampler: CpuSampler) -> dict[str, Any]:
     status = Counter(r["status"] for r in rows)
     ok = [r for r in rows if r["status"] == "ok"]
-    ttft, e2e, tpot, send_delay, itl_server = [], [], [], [], []
+    ttft, e2e, tpot, send_delay, itl_server, whole = [], [], [], [], [], []
     unmatched = 0
     for r in ok:
         s = sends.get(r["id"])
@@ -517,6 +522,8 @@ def analyse(rows: list[dict[str, Any]], sends: dict[str, dict[str, Any]], sample
         ttft.append((r["first"] - s["t_first_token_ns"]) / 1e6)
         e2e.append((r["last"] - s["t_last_token_ns"]) / 1e6)
         send_delay.append((s["t_recv_ns"] - r["t0"]) / 1e6)
+        # the whole TTFT error: client TTFT - server TTFT (first write - body read) = send side + receive side
+        whole.append(((r["first"] - r["t0"]) - (s["t_first_token_ns"] - s["t_recv_ns"])) / 1e6)
         if s["tokens"] >= 2 and r["tpot_ms"] is not None:
             server_tpot = (s["t_last_token_ns"] - s["t_first_token_ns"]) / (s["tokens"] - 1) / 1e6
             tpot.append(r["tpot_ms"] - server_tpot)
@@ -529,7 +536,8 @@ def analyse(rows: list[dict[str, Any]], sends: dict[str, dict[str, Any]], sample
         "ttft_err_ms": pct(ttft),
         "e2e_err_ms": pct(e2e),
         "tpot_err_ms": pct(tpot),
-        "send_ms": pct(send_delay),  # t0 -> the server has read the request (not an error: part of TTFT)
+        "send_ms": pct(send_delay),  # send side of the TTFT error: t0 -> the server has read the request body
+        "ttft_whole_err_ms": pct(whole),  # client TTFT - (server first write - server body read)
         "server_itl_ms": pct(itl_server),
     }
     if not rows:
@@ -822,6 +830,38 @@ def print_table(runs: list[dict[str, Any]]) -> None:
         )
 
 
+def print_whole_table(runs: list[dict[str, Any]]) -> None:
+    """Issue 14's table: the whole TTFT error split into send and receive side, p50/p99 ms, and CPU ratios."""
+    bare = {(r["scenario"], r["users"], r["mock_args"]): r for r in runs if r["profile"] == "bare"}
+    print("\nTTFT error = client TTFT - (server first write - server body read) = send side + receive side, ms")
+    head = (f"{'profile':<8}{'streams':>8}{'chunks/s':>9} | {'whole p50/p99':<14}| {'send p50/p99':<14}"
+            f"| {'recv p50/p99':<14}| {'us/chunk':>8}{'x bare':>7}{'us/req':>7}{'x bare':>7}"
+            f"{'whole p99 x bare':>17}")  # fmt: skip
+    print(head)
+    print("-" * len(head))
+    for r in runs:
+        if r["scenario"] not in ("table", "short"):
+            continue
+        b = bare.get((r["scenario"], r["users"], r["mock_args"]), {})
+
+        def two(d: dict[str, Any]) -> str:
+            return f"{_num(d.get('p50'))}/{_num(d.get('p99'))}"
+
+        def ratio(key: str, sub: str | None = None, r: dict[str, Any] = r, b: dict[str, Any] = b) -> str:
+            a = r.get(key) if sub is None else r.get(key, {}).get(sub)
+            c = b.get(key) if sub is None else b.get(key, {}).get(sub)
+            return _num(a / c, "{:.2f}") if a is not None and c else "-"
+
+        print(
+            f"{r['profile']:<8}{r['users']:>8}{_num(r.get('chunks_per_s'), '{:.0f}'):>9} | "
+            f"{two(r.get('ttft_whole_err_ms', {})):<14}| {two(r['send_ms']):<14}| {two(r['ttft_err_ms']):<14}| "
+            f"{_num(r.get('cpu_us_per_chunk'), '{:.1f}'):>8}{ratio('cpu_us_per_chunk'):>7}"
+            f"{_num(r.get('cpu_us_per_request'), '{:.0f}'):>7}{ratio('cpu_us_per_request'):>7}"
+            f"{ratio('ttft_whole_err_ms', 'p99'):>17}"
+            + ("  (short: per-request cost)" if r["scenario"] == "short" else "")
+        )
+
+
 def compare(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """full / bare ratios for every scenario measured with both."""
     out = []
@@ -857,6 +897,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smoke check: 3 s runs, users 1,8, a 32-user max run, "
                    "no retries")  # fmt: skip
+    p.add_argument("--table", action="store_true", help="issue 14's table: 32 streams at ITL 20 ms, "
+                   "64/128/256 at ITL 5 ms, TTFT 200 ms, 128 tokens, and the short scenario")  # fmt: skip
+    p.add_argument("--stagger", action="store_true", help="start the users' first requests spread over the spawn "
+                   "interval (the full profile's --stagger, the bare reader's --bare-stagger)")  # fmt: skip
     p.add_argument("--users", default="1,32,128", help="users of the error scenario (default %(default)s)")
     p.add_argument("--duration", type=float, default=15.0, help="seconds per run (default %(default)s)")
     p.add_argument("--out", default=None, help="JSON results (default bench/results.json; with --quick a file in the "
@@ -897,6 +941,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.users, args.duration, args.max_users, args.max_itl_ms, args.max_tokens = "1,8", 3.0, 32, "1", 50
         args.retries, args.quiet_wait, args.short_users = 0, min(args.quiet_wait, 30.0), 8
+    if args.table:
+        args.ttft_ms, args.skip_error, args.max_tokens, args.no_micro = 200.0, True, 128, True
     if args.out is None:
         quick = Path(tempfile.gettempdir()) / "llm-locust-bench-quick.json"
         args.out = str(quick if args.quick else BENCH / "results.json")
@@ -920,7 +966,12 @@ def main(argv: list[str] | None = None) -> int:
             for prof in profiles:
                 plan.append(("error", prof, u, [*base, "--itl-ms", f"{args.itl_ms:g}", "--output-tokens",
                                                   str(args.tokens)], 0.0))  # fmt: skip
-    if not args.skip_max:
+    if args.table:
+        for u, itl in TABLE_ROWS:
+            for prof in profiles:
+                mock_args = [*base, "--itl-ms", f"{itl:g}", "--output-tokens", str(args.max_tokens)]
+                plan.append(("table", prof, u, mock_args, 0.0))
+    elif not args.skip_max:
         for itl in max_itls:
             for prof in profiles:
                 mock_args = [*base, "--itl-ms", f"{itl:g}", "--output-tokens", str(args.max_tokens)]
@@ -952,7 +1003,8 @@ def main(argv: list[str] | None = None) -> int:
             for attempt in range(1, args.retries + 2):
                 background = wait_for_quiet(args.quiet_pct, args.quiet_wait)
                 wd = workroot / f"{i:02d}-{scenario}-{prof}-{u}-rep{rep}-try{attempt}"
-                r = run_once(prof, u, mock_args, duration, wd, inputs, mode, spy, gc_probe=not args.no_gc_probe)
+                r = run_once(prof, u, mock_args, duration, wd, inputs, mode, spy, gc_probe=not args.no_gc_probe,
+                             stagger=args.stagger)  # fmt: skip
                 r.update(scenario=scenario, background_busy_pct=background, attempt=attempt, repeat=rep)
                 t = r["ttft_err_ms"]
                 print(
@@ -1003,6 +1055,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print_table([r for r in results["runs"] if not r["scenario"].startswith("py-spy")])
+    if args.table:
+        print_whole_table(results["runs"])
     if not all(r.get("valid", True) for r in results["runs"]):
         print("! = no valid attempt (no successful request, >1 % failed, or rows missing from the send log)")
     if results["comparison"]:

@@ -126,6 +126,16 @@ def add_arguments(parser: Any) -> None:
     )
     _add(
         g,
+        "--stagger",
+        action="store_true",
+        default=False,
+        env_var="LLM_STAGGER",
+        help="Spread the users' first requests evenly over the spawn interval (user k of a batch Locust starts "
+        "together waits (k mod floor(r))/r s, r = --spawn-rate) instead of all at once: staggered instead of "
+        "lockstep streams. Default: off (lockstep)",
+    )
+    _add(
+        g,
         "--targets",
         default=None,
         env_var="LLM_TARGETS",

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from .bookkeeper import Bookkeeper
 from .pricing import PriceBook, Rate
 from .prompts import Prompt
 from .protocols import Protocol, get_protocol
@@ -126,6 +127,10 @@ class LLMRun:
     live: Any = None  # the LiveView, on a local runner or a master
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     _ids: Any = field(default_factory=lambda: itertools.count(1))
+    #: start order of this process's users (``--stagger``)
+    started_users: Any = field(default_factory=itertools.count)
+    #: runs the per-request tails off the streams' critical path (llm_locust.bookkeeper)
+    books: Bookkeeper = field(default_factory=Bookkeeper)
     _id_prefix: str = field(default_factory=lambda: f"{os.getpid():x}{secrets.token_hex(2)}")
 
     def __post_init__(self) -> None:

@@ -16,17 +16,23 @@ Each LLM call fires exactly one Locust request event: ``request_type`` = the API
 :class:`~llm_locust.errors.LLMError` on failure.
 
 This module is the Locust side only: sending the request, the ``--timeout`` (a ``gevent.Timeout`` around the
-whole request), the request event and the books of requests cut short by the end of a run (``cancelled``). The
-measuring is :mod:`llm_locust.measure`'s: the body is handed to :func:`~llm_locust.measure.stream.read_response`,
-which reads it with geventhttpclient's ``readline(b"\\n")`` (that returns a line as soon as it is buffered;
-FastHttpUser's own ``iter_content``/``iter_lines`` wait for 1 KB) and stamps each line with
-``time.perf_counter_ns()`` before anything parses it; :func:`~llm_locust.measure.build.build_record` turns the
-result into the record once the stream has ended and no other stream has data waiting.
+whole request), ``--stagger`` (:mod:`llm_locust.stagger`), the request event and the books of requests cut short
+by the end of a run (``cancelled``). The hot path, per request:
+
+* ``t0`` is stamped by the connection pool as it hands the connection over for the write
+  (:mod:`llm_locust.sendclock`), so nothing runs between ``t0`` and the write of the request;
+* the body is read by :func:`~llm_locust.measure.stream.read_response` with geventhttpclient's ``readline(b"\\n")``
+  (that returns a line as soon as it is buffered; FastHttpUser's own ``iter_content``/``iter_lines`` wait for
+  1 KB), each line stamped with ``time.perf_counter_ns()`` and kept, nothing parsed;
+* the rest (parsing, :func:`~llm_locust.measure.build.build_record`, the request event, the CSV row, the live view)
+  is a job for the run's :class:`~llm_locust.bookkeeper.Bookkeeper`, which runs it in bounded steps when the event
+  loop is idle; the user sends its next request at once. The request event fires when the job ends.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gevent
@@ -34,15 +40,17 @@ from gevent import GreenletExit
 from locust import FastHttpUser, task
 from locust.exception import StopUser
 
-from . import errors
+from . import errors, sendclock, stagger
 from .errors import LLMError
 from .measure.build import build_record
-from .measure.record import STATUS_CANCELLED, Record
-from .measure.stream import StreamResult, read_response
+from .measure.record import STATUS_CANCELLED
+from .measure.stream import StreamResult, parse_lines, read_response
 from .prompts import Prompt
 from .protocols import Protocol
 from .run import LLMRun, Target, current_run
 
+#: lines parsed per step of a request's bookkeeping (about 1 µs each): bounds how long one step holds the loop
+PARSE_STEP = 48
 #: every status is "valid" to the HTTP client: we classify error statuses ourselves, with the body's message
 _ALL_STATUSES = frozenset(range(100, 600))
 
@@ -64,6 +72,13 @@ class LLMUser(FastHttpUser):
         super().__init__(environment)
         self.client.client.valid_response_codes = _ALL_STATUSES
         self.protocol: Protocol = self.target.protocol
+        self._send_clock = sendclock.install(self)
+        _drain_at_test_stop(environment, self.llm)
+
+    def on_start(self) -> None:
+        opts = self.environment.parsed_options
+        if opts is not None and getattr(opts, "stagger", False):
+            gevent.sleep(stagger.first_delay(next(self.llm.started_users), getattr(opts, "spawn_rate", None)))
 
     @task
     def generate(self) -> None:
@@ -79,73 +94,94 @@ class LLMUser(FastHttpUser):
         self.target, prompt = job
         self.protocol = self.target.protocol
         plan.in_flight += 1
+        deferred = False
         try:
-            self.call(prompt)
+            deferred = self.call(prompt, on_booked=self._planned_request_booked)
         finally:
-            plan.in_flight -= 1
-            if plan.done:
-                gevent.spawn(self.environment.runner.quit)
+            if not deferred:
+                self._planned_request_booked()
 
-    def call(self, prompt: Prompt) -> Record:
-        """Send one prompt, stream the answer, fire one request event; return the record."""
+    def _planned_request_booked(self) -> None:
+        plan = self.llm.plan
+        assert plan is not None
+        plan.in_flight -= 1
+        if plan.done:
+            gevent.spawn(self.environment.runner.quit)
+
+    def call(self, prompt: Prompt, on_booked: Callable[[], None] | None = None) -> bool:
+        """Send one prompt and read the answer; hand the rest (parsing, record, request event, then ``on_booked``)
+        to the run's bookkeeper and return True. (A request cut short by the end of the run is booked at once as
+        cancelled, and ``GreenletExit`` propagates.)"""
         llm, target = self.llm, self.target
         prep = target.prepare(prompt, llm.token_limit)
         request_id = llm.next_request_id()
         headers = {**prep.headers, "X-Request-Id": request_id}
         out = StreamResult(self.protocol)
+        clock = self._send_clock
+        clock.t_ns = 0
         start_wall = time.time()
-        record: Record | None = None
-
-        def build() -> Record:
-            return build_record(
-                user=type(self).__name__, target=target, prompt=prompt, input_tokens_local=prep.input_tokens_local,
-                request_id=request_id, start_wall=start_wall, t0=t0, out=out,
-            )  # fmt: skip
-
         timer = gevent.Timeout(llm.timeout)
         timer.start()
-        t0 = time.perf_counter_ns()
+        t_call = time.perf_counter_ns()
+        resp: Any = None
         try:
-            with self.client.request(
+            resp = self.client.request(
                 "POST", prep.url, data=prep.body, headers=headers, stream=True, catch_response=True, name=prompt.name
-            ) as resp:
-                try:
-                    self._read(resp, out)
-                except gevent.Timeout as t:
-                    if t is not timer:
-                        raise
-                    out.fail(errors.RequestTimeout(f"no complete response within --timeout {llm.timeout:g} s"))
-                except LLMError as e:
-                    out.fail(e)
-                except Exception as e:  # transport failures while reading the body
-                    out.fail(errors.from_exception(e))
-                out.t_end = time.perf_counter_ns()
-                timer.cancel()
-                # The bookkeeping (token count, price, event, log row) waits until no other stream has data
-                # waiting, so it never delays another stream's timestamps (docs/performance.md).
-                gevent.idle()
-                record = build()
-                meta = resp.request_meta
-                meta["request_type"] = target.name
-                meta["response_time"] = record["e2e_ms"] if record["e2e_ms"] is not None else record["elapsed_ms"]
-                meta["response_length"] = record["output_tokens"] or 0
-                meta["context"] = {**meta.get("context", {}), "llm": record}
-                if out.error is not None:
-                    resp.failure(out.error)
-                else:
-                    resp.success()
-            return record
+            )  # not entered as a context here: the bookkeeper reports it
+            try:
+                self._read(resp, out)
+            except gevent.Timeout as t:
+                if t is not timer:
+                    raise
+                out.fail(errors.RequestTimeout(f"no complete response within --timeout {llm.timeout:g} s"))
+            except LLMError as e:
+                out.fail(e)
+            except Exception as e:  # transport failures while reading the body
+                out.fail(errors.from_exception(e))
+            out.t_end = time.perf_counter_ns()
         except GreenletExit:
             # The run stopped while this request was in flight: keep it in the books, outside Locust's stats.
-            if record is None:
-                record = build()
-                record.update(status=STATUS_CANCELLED, error_class="cancelled", error="in flight when the run stopped")
-                if out.t_end is not None:
-                    record["error"] = "finished as the run stopped, before it was booked"
-                llm.recorder.add(record)
+            parse_lines(out, llm.secrets())
+            record = build_record(
+                user=type(self).__name__, target=target, prompt=prompt, input_tokens_local=prep.input_tokens_local,
+                request_id=request_id, start_wall=start_wall, t0=clock.t_ns or t_call, out=out,
+            )  # fmt: skip
+            record.update(status=STATUS_CANCELLED, error_class="cancelled", error="in flight when the run stopped")
+            llm.recorder.add(record)
             raise
         finally:
             timer.cancel()
+        t0 = clock.t_ns or t_call  # the write of the request (before the connect, on a fresh connection)
+        llm.books.defer(
+            self._book(resp, out, target, prompt, prep.input_tokens_local, request_id, start_wall, t0, on_booked)
+        )
+        return True
+
+    def _book(
+        self, resp: Any, out: StreamResult, target: Target, prompt: Prompt, input_tokens_local: int, request_id: str,
+        start_wall: float, t0: int, on_booked: Callable[[], None] | None,
+    ) -> Iterator[None]:  # fmt: skip
+        """The tail of one request, in bounded steps (a job of :class:`~llm_locust.bookkeeper.Bookkeeper`)."""
+        secrets = self.llm.secrets()
+        while not parse_lines(out, secrets, PARSE_STEP):
+            yield
+        record = build_record(
+            user=type(self).__name__, target=target, prompt=prompt, input_tokens_local=input_tokens_local,
+            request_id=request_id, start_wall=start_wall, t0=t0, out=out,
+        )  # fmt: skip
+        yield
+        with resp:
+            meta = resp.request_meta
+            meta["request_type"] = target.name
+            meta["response_time"] = record["e2e_ms"] if record["e2e_ms"] is not None else record["elapsed_ms"]
+            meta["response_length"] = record["output_tokens"] or 0
+            meta["context"] = {**meta.get("context", {}), "llm": record}
+            if out.error is not None:
+                resp.failure(out.error)
+            else:
+                resp.success()
+        if on_booked is not None:
+            on_booked()
 
     def _read(self, resp: Any, out: StreamResult) -> None:
         """Raise what the HTTP client failed with before a status came; else read the response into ``out``."""
@@ -155,6 +191,22 @@ class LLMUser(FastHttpUser):
                 raise error
             raise errors.from_exception(error)
         read_response(out, resp.status_code, resp.headers, resp._response, self.llm.secrets())
+
+
+def _drain_at_test_stop(environment: Any, run: LLMRun) -> None:
+    """Book every deferred request before anything else reads the books at test stop (once per run)."""
+    if getattr(run, "_drain_hooked", False):
+        return
+    run._drain_hooked = True  # type: ignore[attr-defined]
+    hook = environment.events.test_stop
+
+    def drain(**_: Any) -> None:
+        run.books.drain()
+        hook.remove_listener(drain)
+
+    # first in line: the plugin's test_stop listener reads the books (a plugin that calls run.books.drain()
+    # itself makes this a no-op)
+    hook._handlers.insert(0, drain)
 
 
 class OpenAIChatUser(LLMUser):

@@ -526,6 +526,27 @@ def test_send_log_one_consistent_line_per_request(tmp_path: Path) -> None:
     assert all(t - first_due >= i * itl_ms * 1_000_000 for i, t in enumerate(a["token_send_ns"]))
 
 
+def test_send_log_body_read_time_is_when_the_last_body_byte_was_read(tmp_path: Path) -> None:
+    """t_recv_ns (the body-read time the benchmark's send side ends at) is after the client wrote the body's last
+    bytes, even when the head came earlier, and the reply is planned from it."""
+    log = tmp_path / "sends.jsonl"
+    body = json.dumps(chat_body(stream=True)).encode()
+    head = (f"POST {CHAT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: split\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()  # fmt: skip
+    with mock(ttft_ms=5, output_tokens=2, send_log=str(log)) as srv:
+        host, port = srv.url.rsplit("/", 1)[-1].split(":")
+        with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
+            sock.sendall(head + body[:10])
+            time.sleep(0.05)  # the head is read and parsed while the rest of the body is still to come
+            t_before_rest = time.perf_counter_ns()
+            sock.sendall(body[10:])
+            while sock.recv(65536):
+                pass
+    (rec,) = read_log(log)
+    assert rec["request_id"] == "split" and rec["status"] == 200
+    assert t_before_rest <= rec["t_recv_ns"] <= rec["t_first_token_ns"] - 5_000_000
+
+
 def test_cli_send_log_and_ttft(cli: tuple[str, Path]) -> None:
     url, log = cli
     before = len(read_log(log)) if log.exists() else 0

@@ -4,16 +4,23 @@ Use::
 
     out = StreamResult(proto)                          # proto: the request's Protocol
     read_response(out, status, headers, raw, secrets)  # raw: any object with readline(b"\\n") and read(n)
+    parse_lines(out, secrets)                          # later, off the hot path (or read_stream: both at once)
     out.error, out.done, out.finish, out.clock         # first error (or None), end marker seen, stop reason, times
 
 :func:`read_response` takes a response whose status line and headers have arrived: it notes the status, lets the
 protocol pick the one that answered (``proto.for_response``: a gateway's fallback step answers in its own
 protocol) and read the extra per-request fields from the headers; an error status (>= 300) reads at most
 ``MAX_ERROR_BODY`` bytes of the body, redacts the run's secrets from it and has the protocol classify it. A
-success goes to :func:`read_stream`, which:
+success goes to :func:`read_lines`, the hot path, which per line only:
 
-* calls ``body.readline(b"\\n")`` (geventhttpclient returns a line as soon as it is buffered) and takes
-  ``now()`` (``time.perf_counter_ns``) right after it returns, before anything parses the line;
+* calls ``body.readline(b"\\n")`` (geventhttpclient returns a line as soon as it is buffered), takes ``now()``
+  (``time.perf_counter_ns``) right after it returns and appends ``(now, line)`` to ``out.lines``.
+
+Nothing is parsed while the stream is open: every result depends only on the lines and their stamps, reading
+goes on to the end of the body whatever a line says, so parsing afterwards gives the same result as parsing each
+line as it comes (``tests/test_parsers.py`` checks it on every recorded stream). :func:`parse_lines`, called when
+the stream has ended (in steps of ``limit`` lines if the caller wants to bound each step):
+
 * frames the lines into events with the protocol's decoder (:mod:`llm_locust.measure.framing`; an event is timed
   by its first line) and parses each with ``proto.parse`` into a ``Delta``;
 * adds each delta to the :class:`~llm_locust.measure.metrics.StreamClock` (token events, usage), keeps the last
@@ -65,6 +72,11 @@ class StreamResult:
     done: bool = False  # the end marker came (or a clean close, for ends_at_close protocols)
     finish: str | None = None  # the server's last stop reason
     t_end: int | None = None  # perf_counter_ns when the response was completely read or failed (the caller's)
+    lines: list[tuple[int, bytes]] = field(default_factory=list)  # (perf_counter_ns, line) as read, b"" at the end
+    ended: bool = False  # the body ended (its last line, b"", is in ``lines``)
+    parsed: int = 0  # lines parsed so far
+    checked: bool = False  # the end-of-stream checks ran
+    decoder: Any = None  # the framing decoder, kept between parse_lines calls
 
     def fail(self, error: LLMError) -> None:
         """Record ``error`` unless an earlier one is recorded."""
@@ -73,7 +85,8 @@ class StreamResult:
 
 
 def read_response(out: StreamResult, status: int, headers: Any, raw: Any, secrets: tuple[str, ...] = ()) -> None:
-    """Classify an error status, or stream the body (``raw``: ``read(n)``, ``readline(b"\\n")``, or ``None``)."""
+    """Classify an error status, or read the body's lines into ``out.lines`` (``raw``: ``read(n)``,
+    ``readline(b"\\n")``, or ``None``). A success is not parsed here: call :func:`parse_lines` afterwards."""
     out.status = status
     proto = out.proto = out.proto.for_response(headers)
     out.fields = proto.response_fields(headers)
@@ -87,28 +100,43 @@ def read_response(out: StreamResult, status: int, headers: Any, raw: Any, secret
     if raw is None:
         out.fail(errors.IncompleteStream("response has no body"))
         return
-    read_stream(out, raw, secrets)
+    read_lines(out, raw)
 
 
-def read_stream(
-    out: StreamResult, body: Any, secrets: tuple[str, ...] = (), now: Callable[[], int] = time.perf_counter_ns
-) -> StreamResult:
-    """Read ``body`` (anything with ``readline(b"\\n")``) to its end with ``out.proto``; see the module docs."""
-    proto, clock = out.proto, out.clock
+def read_lines(out: StreamResult, body: Any, now: Callable[[], int] = time.perf_counter_ns) -> None:
+    """Read ``body`` (anything with ``readline(b"\\n")``) to its end: every line and the ``now()`` right after
+    its ``readline`` returned go to ``out.lines``; nothing else runs per line. Sets ``out.ended`` at the end of
+    the body; an exception from ``readline`` propagates and leaves the lines read so far."""
     readline = body.readline
-    decoder = DECODERS[proto.framing]()
+    append = out.lines.append
+    while True:
+        line = readline(b"\n")
+        append((now(), line))
+        if not line:
+            break
+    out.ended = True
+
+
+def parse_lines(out: StreamResult, secrets: tuple[str, ...] = (), limit: int | None = None) -> bool:
+    """Frame and parse the lines of ``out.lines`` not parsed yet (at most ``limit`` of them); True once every
+    line is parsed, and then, if the body ended, apply the end-of-stream checks (see the module docs)."""
+    proto, clock = out.proto, out.clock
+    decoder = out.decoder
+    if decoder is None:
+        decoder = out.decoder = DECODERS[proto.framing]()
     feed = decoder.feed
     parse = proto.parse
     add = clock.add
-    done = False
-    finish = None
-    while True:
-        line = readline(b"\n")
-        t = now()
+    lines = out.lines
+    i = out.parsed
+    stop = len(lines) if limit is None else min(len(lines), i + limit)
+    while i < stop:
+        t, line = lines[i]
+        i += 1
         if not line:
             event = decoder.flush()
             if event is None:
-                break
+                continue
         else:
             event = feed(t, line)
             if event is None:
@@ -122,17 +150,32 @@ def read_stream(
             out.fail(errors.StreamError(errors.redact(delta.error, secrets)))
         add(event[0], delta.text, delta.reasoning, delta.usage)
         if delta.finish_reason:
-            finish = delta.finish_reason
+            out.finish = delta.finish_reason
         if delta.done:
-            done = True
-        if not line:
-            break
-    if proto.ends_at_close and not line:
-        done = True  # a clean end of the body (a broken connection raises instead)
-    out.done = done
-    out.finish = finish
-    if out.error is None and not done:
-        out.error = errors.IncompleteStream("the stream ended before its end marker")
-    if out.error is None and not clock.token_ns:
-        out.error = errors.EmptyResponse("the stream completed without a single output token")
+            out.done = True
+    out.parsed = i
+    if i < len(lines):
+        return False
+    if not out.ended:  # readline raised: the stream's end is unknown (the caller records why)
+        out.done, out.finish = False, None
+    elif not out.checked:
+        out.checked = True
+        if proto.ends_at_close:
+            out.done = True  # a clean end of the body (a broken connection raises instead)
+        if out.error is None and not out.done:
+            out.error = errors.IncompleteStream("the stream ended before its end marker")
+        if out.error is None and not clock.token_ns:
+            out.error = errors.EmptyResponse("the stream completed without a single output token")
+    return True
+
+
+def read_stream(
+    out: StreamResult, body: Any, secrets: tuple[str, ...] = (), now: Callable[[], int] = time.perf_counter_ns
+) -> StreamResult:
+    """:func:`read_lines` then :func:`parse_lines`: the whole reader in one call (the parsing also runs when
+    ``readline`` raises, so ``out`` keeps what was read; the exception propagates)."""
+    try:
+        read_lines(out, body, now)
+    finally:
+        parse_lines(out, secrets)
     return out

@@ -45,7 +45,7 @@ class Request:
     version: str  # "HTTP/1.1"
     headers: dict[str, str]  # lower-cased names; the last of repeated headers wins
     body: bytes
-    t_recv_ns: int  # time.perf_counter_ns() when the body was fully read
+    t_recv_ns: int  # time.perf_counter_ns() right after the recv that completed the body (before parsing the head)
     keep_alive: bool = field(default=True)
 
 
@@ -78,6 +78,7 @@ class Connection:
         Raises :class:`BadRequest` on a malformed request.
         """
         buf = self._buf
+        t_read = 0  # perf_counter_ns() right after the recv that brought the request's last bytes
         while True:
             end = buf.find(b"\r\n\r\n")
             if end >= 0:
@@ -89,6 +90,7 @@ class Connection:
                 if buf.strip():
                     raise BadRequest(400, "connection closed in the middle of the request headers")
                 return None
+            t_read = time.perf_counter_ns()
             buf += data
         head = buf[:end].decode("latin-1")
         buf = buf[end + 4 :]
@@ -121,9 +123,11 @@ class Connection:
             data = self._recv()
             if not data:
                 raise BadRequest(400, "connection closed in the middle of the request body")
+            t_read = time.perf_counter_ns()
             buf += data
         body, self._buf = buf[:length], buf[length:]
-        t_recv_ns = time.perf_counter_ns()
+        # the moment the body was read, not after parsing the head (a pipelined request already buffered: now)
+        t_recv_ns = t_read or time.perf_counter_ns()
         conn_hdr = headers.get("connection", "").lower()
         if version == "HTTP/1.0":
             keep_alive = "keep-alive" in conn_hdr

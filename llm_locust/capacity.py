@@ -1,0 +1,41 @@
+"""How many streams one load-generator process measures exactly: the start-up message and its figure.
+
+The figure comes from ``bench/measurement_error.py --table`` (docs/performance.md): the chunk rate up to which one
+Locust process running llm-locust kept the *whole* TTFT error (send side + receive side, against the mock
+server's log of when it read each request and wrote each chunk) within 1 ms at p99, on one core. At an
+inter-token latency of ITL seconds a stream brings 1/ITL chunks a second, so one process measures
+``CHUNKS_PER_S_WITHIN_1MS * ITL`` streams within 1 ms; beyond that, add processes: ``locust --processes N`` on
+one machine (one per free core), master/worker across machines (docs/distributed.md).
+
+Use::
+
+    logger.info(capacity.startup_message(users))   # users: -u when known (headless), else None
+"""
+
+from __future__ import annotations
+
+#: chunks per second one process reads with the whole TTFT error within 1 ms p99 (bench --table, one core).
+#: Provisional: issue 14's 64-stream ITL 5 ms row (9.8 k chunks/s), where the bare reader reached p99 0.8 ms; the
+#: --table runs of this change were made on a saturated machine (docs/performance.md) and cannot replace it yet.
+CHUNKS_PER_S_WITHIN_1MS = 9_800
+#: the inter-token latencies the message quotes, in ms
+QUOTED_ITL_MS = (5, 20, 50)
+
+
+def streams_within_1ms(itl_ms: float) -> int:
+    """Concurrent streams one process measures within 1 ms (p99, whole TTFT error) at ``itl_ms``."""
+    return int(CHUNKS_PER_S_WITHIN_1MS * itl_ms / 1000)
+
+
+def startup_message(users: int | None = None) -> str:
+    """One line for the start of a run: the per-process figure at a few ITLs, and the way past it."""
+    at = ", ".join(f"{streams_within_1ms(itl)} at ITL {itl} ms" for itl in QUOTED_ITL_MS)
+    line = (
+        f"llm-locust: one process measures TTFT within 1 ms (p99) for about {at} "
+        "(docs/performance.md); beyond that use --processes N or master/worker"
+    )
+    if users is not None and users > streams_within_1ms(QUOTED_ITL_MS[0]):
+        line += f"; {users} users in one process are past it if the server streams faster than " + (
+            f"{1000 * users / CHUNKS_PER_S_WITHIN_1MS:.0f} ms a token"
+        )
+    return line

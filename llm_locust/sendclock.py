@@ -1,0 +1,106 @@
+"""The send clock: a request's ``t0`` taken right before its bytes are written, not when it is handed over.
+
+Between ``FastHttpSession.request`` and the write of the request, geventhttpclient checks the pooled connection
+with ``select`` (monkey-patched by gevent: ``select(..., 0)`` ends in ``gevent.sleep(0)``, a switch to the hub),
+so a ``t0`` taken before the call would count every other greenlet that runs meanwhile (other streams' lines,
+bookkeeping) as this request's latency: the "send lag" of docs/performance.md. This module removes the switch and
+moves the stamp:
+
+* :class:`StampingClientPool` replaces a user agent's ``HTTPClientPool``; every connection pool it creates is
+  instrumented by :func:`instrument`;
+* the instrumented pool checks an idle connection with the *original* ``select`` (no switch) and stamps
+  ``clock.t_ns = time.perf_counter_ns()`` as it hands the connection over: what follows in geventhttpclient is
+  encoding the head and one ``sendall`` (a non-blocking ``send`` on a roomy socket buffer), with no switch;
+* on a fresh connection the stamp is taken before the connect: TTFT includes connection set-up, as with any
+  client that opens a connection for a request.
+
+Use::
+
+    clock = install(user)          # once, in the FastHttpUser's __init__ (before its first request)
+    clock.t_ns = 0
+    resp = user.client.request(...)
+    t0 = clock.t_ns or t_before    # 0: no connection was handed over (the connect failed)
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from gevent.monkey import get_original
+from geventhttpclient.client import HTTPClient, HTTPClientPool
+from geventhttpclient.url import URL
+
+_select = get_original("select", "select")
+
+
+class SendClock:
+    """``t_ns``: ``perf_counter_ns()`` when the last request's connection was handed over for its write."""
+
+    __slots__ = ("t_ns", "fresh")
+
+    def __init__(self) -> None:
+        self.t_ns = 0
+        self.fresh = False
+
+
+def _alive(sock: Any) -> bool:
+    """geventhttpclient's idle-connection check (readable while idle = closed or dirty), without a hub switch."""
+    if sock is None:
+        return False
+    try:
+        if sock.fileno() < 0:
+            return False
+        return not _select([sock], [], [], 0.0)[0]
+    except (OSError, ValueError):
+        return False
+
+
+def instrument(pool: Any, clock: SendClock) -> None:
+    """Make ``pool`` (a geventhttpclient ``ConnectionPool``) stamp ``clock`` when it hands out a connection."""
+    get_socket, create_socket = pool.get_socket, pool._create_socket
+    now = time.perf_counter_ns
+
+    def _create_socket() -> Any:
+        clock.t_ns = now()  # before the connect: set-up is part of this request's latency
+        clock.fresh = True
+        return create_socket()
+
+    def _get_socket() -> Any:
+        clock.fresh = False
+        sock = get_socket()
+        if not clock.fresh:
+            clock.t_ns = now()
+        return sock
+
+    pool._is_socket_alive = _alive
+    pool._create_socket = _create_socket
+    pool.get_socket = _get_socket
+
+
+class StampingClientPool(HTTPClientPool):
+    """An ``HTTPClientPool`` whose clients' connection pools stamp one :class:`SendClock`."""
+
+    def __init__(self, clock: SendClock, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.clock = clock
+
+    def get_client(self, url: str | URL) -> HTTPClient:
+        if not isinstance(url, URL):
+            url = URL(url)
+        key = url.host, url.port
+        client = self.clients.get(key)
+        if client is None:
+            client = self.clients[key] = HTTPClient.from_url(url, **self.client_args)
+            instrument(client._connection_pool, self.clock)
+        return client
+
+
+def install(user: Any) -> SendClock:
+    """Give a FastHttpUser's client a stamping pool (it must not have made a request yet); return its clock."""
+    clock = SendClock()
+    agent = user.client.client  # FastHttpSession -> LocustUserAgent
+    old = agent.clientpool
+    agent.clientpool = StampingClientPool(clock, **old.client_args)
+    old.close()
+    return clock

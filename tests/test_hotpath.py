@@ -1,0 +1,111 @@
+"""The hot path (issue 14): t0 at the write, lines parsed after the stream, bounded bookkeeping, ``--stagger``.
+
+Behaviour only, no wall-clock thresholds: runs are bounded by ``--max-requests``; times are compared with the mock
+server's send log (the same monotonic clock) for order, and with the configured stagger interval loosely.
+"""
+
+from __future__ import annotations
+
+import gevent
+import pytest
+
+from llm_locust import bookkeeper, stagger
+from llm_locust.bookkeeper import Bookkeeper
+from tests.test_profile import _check_books
+
+
+def test_first_delays_spread_each_spawn_batch_evenly_over_its_interval():
+    # -r 4: batches of 4 users a second; user k waits (k mod 4) / 4 s
+    assert [stagger.first_delay(k, 4) for k in range(8)] == [0, 0.25, 0.5, 0.75] * 2
+    # -r 256: 256 users spread over one second, 1/256 s apart
+    delays = [stagger.first_delay(k, 256) for k in range(256)]
+    assert delays[0] == 0 and delays[-1] == pytest.approx(255 / 256)
+    assert all(b - a == pytest.approx(1 / 256) for a, b in zip(delays, delays[1:], strict=False))
+    # -r 2.5: batches of 2 every 0.8 s
+    assert [stagger.first_delay(k, 2.5) for k in range(3)] == [0, 0.4, 0]
+    # a rate below one user a second: Locust already starts them apart; no rate: no delay
+    assert stagger.first_delay(3, 0.5) == 0 and stagger.first_delay(3, None) == 0
+
+
+def test_bookkeeper_runs_jobs_in_bounded_steps_and_drain_finishes_them():
+    done: list[str] = []
+
+    def job(name: str, steps: int):
+        for _ in range(steps):
+            yield
+        done.append(name)
+
+    books = Bookkeeper()
+    books.defer(job("a", 3))
+    books.defer(job("b", 1))
+    books.defer(iter(()))  # an empty job ends at once
+    gevent.sleep(0.05)  # an idle loop: the bookkeeper runs everything
+    assert done == ["a", "b"] and len(books) == 0
+    books.defer(job("c", 10_000))
+    books.drain()  # the end of a run: no waiting for idle turns
+    assert done == ["a", "b", "c"] and len(books) == 0
+    books.stop()
+
+
+def test_a_broken_job_does_not_stop_the_others(caplog):
+    def broken():
+        yield
+        raise ValueError("boom")
+
+    done = []
+    books = Bookkeeper()
+    books.defer(broken())
+    books.defer(iter([done.append(1)]))
+    books.drain()
+    assert done == [1] and "bookkeeping failed" in caplog.text
+    books.stop()
+
+
+def test_step_budget_is_a_bound_not_a_quota():
+    assert 0 < bookkeeper.STEP_BUDGET_NS <= 1_000_000 and bookkeeper.MAX_BACKLOG > 0
+
+
+def test_t0_is_taken_at_the_write_and_every_request_is_booked(mock_server, locust_run):
+    """t0 precedes the server's read of the body, nothing is lost to the deferred bookkeeping, and a fixed
+    number of requests ends the run."""
+    mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "8")
+    run = locust_run(
+        "-u", "4", "-r", "4", "-H", mock.url, "--model", "m", "--max-requests", "24",
+        "--prompt-file", "tests/data/prompts_small.yaml",
+    )  # fmt: skip
+    rows = _check_books(run, mock)
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(ok) == 24 and len(rows) == 24
+    sent = {s["request_id"]: s for s in mock.sent()}
+    for r in ok:
+        s = sent[r["request_id"]]
+        assert int(r["t0_ns"]) <= s["t_recv_ns"] <= s["t_first_token_ns"]
+        assert int(r["t0_ns"]) + float(r["ttft_ms"]) * 1e6 >= s["t_first_token_ns"]
+
+
+def test_stagger_spreads_the_first_requests_over_the_spawn_interval(mock_server, locust_run):
+    """-u 4 -r 4 --stagger: the first requests are due 0, 0.25, 0.5 and 0.75 s after the users start; the
+    server reads them spread over (loosely) that interval. Each answer streams for a second, so the server's first
+    four reads are the four users' first requests."""
+    mock = mock_server("--ttft-ms", "5", "--itl-ms", "25", "--output-tokens", "40")
+    run = locust_run(
+        "-u", "4", "-r", "4", "-H", mock.url, "--model", "m", "--max-requests", "8", "--stagger",
+        "--prompt-file", "tests/data/prompts_small.yaml",
+    )  # fmt: skip
+    rows = _check_books(run, mock)
+    assert sum(r["status"] == "ok" for r in rows) == 8
+    sends = sorted(s["t_recv_ns"] for s in mock.sent())
+    first_four = sends[:4]
+    # each of the first four arrived at least a third of its 0.25 s step after the one before
+    assert all(b - a >= 0.25e9 / 3 for a, b in zip(first_four, first_four[1:], strict=False))
+
+
+def test_startup_message_names_the_per_process_figure_and_the_way_past_it():
+    from llm_locust import capacity
+
+    assert capacity.streams_within_1ms(20) == 4 * capacity.streams_within_1ms(5) > 0
+    msg = capacity.startup_message()
+    assert "--processes" in msg and "master/worker" in msg and f"{capacity.streams_within_1ms(5)} at ITL 5 ms" in msg
+    many = capacity.streams_within_1ms(5) + 1
+    assert f"{many} users in one process" in capacity.startup_message(many)
+    assert "users in one process" not in capacity.startup_message(1)
