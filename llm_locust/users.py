@@ -73,7 +73,6 @@ class LLMUser(FastHttpUser):
         self.client.client.valid_response_codes = _ALL_STATUSES
         self.protocol: Protocol = self.target.protocol
         self._send_clock = sendclock.install(self)
-        _drain_at_test_stop(environment, self.llm)
 
     def on_start(self) -> None:
         opts = self.environment.parsed_options
@@ -191,22 +190,6 @@ class LLMUser(FastHttpUser):
                 raise error
             raise errors.from_exception(error)
         read_response(out, resp.status_code, resp.headers, resp._response, self.llm.secrets())
-
-
-def _drain_at_test_stop(environment: Any, run: LLMRun) -> None:
-    """Book every deferred request before anything else reads the books at test stop (once per run)."""
-    if getattr(run, "_drain_hooked", False):
-        return
-    run._drain_hooked = True  # type: ignore[attr-defined]
-    hook = environment.events.test_stop
-
-    def drain(**_: Any) -> None:
-        run.books.drain()
-        hook.remove_listener(drain)
-
-    # first in line: the plugin's test_stop listener reads the books (a plugin that calls run.books.drain()
-    # itself makes this a no-op)
-    hook._handlers.insert(0, drain)
 
 
 class OpenAIChatUser(LLMUser):

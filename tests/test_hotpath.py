@@ -101,11 +101,11 @@ def test_stagger_spreads_the_first_requests_over_the_spawn_interval(mock_server,
 
 
 def test_startup_message_names_the_per_process_figure_and_the_way_past_it():
-    from llm_locust import capacity
+    from llm_locust import headroom
 
-    assert capacity.streams_within_1ms(20) == 4 * capacity.streams_within_1ms(5) > 0
-    msg = capacity.startup_message()
-    assert "--processes" in msg and "master/worker" in msg and f"{capacity.streams_within_1ms(5)} at ITL 5 ms" in msg
-    many = capacity.streams_within_1ms(5) + 1
-    assert f"{many} users in one process" in capacity.startup_message(many)
-    assert "users in one process" not in capacity.startup_message(1)
+    assert headroom.streams_within_1ms(20) == 4 * headroom.streams_within_1ms(5) > 0
+    msg = headroom.startup_message()
+    assert "--processes" in msg and "master/worker" in msg and f"{headroom.streams_within_1ms(5)} at ITL 5 ms" in msg
+    many = headroom.streams_within_1ms(5) + 1
+    assert f"{many} users in one process" in headroom.startup_message(many)
+    assert "users in one process" not in headroom.startup_message(1)

@@ -29,7 +29,7 @@ from typing import Any
 import gevent
 from locust.runners import MasterRunner, WorkerRunner
 
-from .. import distributed, runinfo
+from .. import distributed, headroom, runinfo
 from ..live import LiveView
 from ..run import ATTR, LLMRun
 from . import master, sampler
@@ -120,6 +120,7 @@ class LLMSession:
             logger.info(
                 "llm-locust: %s %s @ %s; per-request log %s", run.api, run.model, run.host, run.recorder.csv_path
             )
+            logger.info(headroom.startup_message(opts.num_users if opts.headless else None))
 
     def on_spawning_complete(self, user_count: int, **_: Any) -> None:
         self.peak_users = max(self.peak_users, user_count)
@@ -146,6 +147,7 @@ class LLMSession:
         run = self.run
         if environment is not self.environment or run is None:
             return
+        run.books.drain()  # book every request still waiting for its bookkeeping, before the books are read
         runner = environment.runner
         if not isinstance(runner, MasterRunner):
             environment.events.request.remove_listener(run.recorder.on_request)

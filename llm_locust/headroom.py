@@ -9,7 +9,7 @@ one machine (one per free core), master/worker across machines (docs/distributed
 
 Use::
 
-    logger.info(capacity.startup_message(users))   # users: -u when known (headless), else None
+    logger.info(headroom.startup_message(users))   # users: -u when known (headless), else None
 """
 
 from __future__ import annotations
