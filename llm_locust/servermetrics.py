@@ -362,9 +362,7 @@ class Scraper:
         except (requests.RequestException, NotPrometheus, OSError, UnicodeError) as e:
             self._failed(e)
             return False
-        now = time.time()
-        self.kind = page.kind
-        self._book(page, now)
+        self._book(page, time.time())
         return True
 
     def _failed(self, e: Exception) -> None:
@@ -386,6 +384,7 @@ class Scraper:
 
     def _book(self, page: Page, now: float) -> None:
         prev, prev_t = self.last, self.last_t
+        self.kind = page.kind
         if self.first is None:
             self.first, self.first_t = page, now
         self.last, self.last_t = page, now

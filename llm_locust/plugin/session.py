@@ -62,6 +62,7 @@ class LLMSession:
         self.peak_users = 0
         self.sampler: gevent.Greenlet | None = None
         self.pending_console: str | None = None
+        self._stopped_run: LLMRun | None = None
         setattr(environment, SESSION_ATTR, self)
         events = environment.events
         events.spawning_complete.add_listener(self.on_spawning_complete)
@@ -149,8 +150,9 @@ class LLMSession:
 
     def on_test_stop(self, environment: Any, **_: Any) -> None:
         run = self.run
-        if environment is not self.environment or run is None:
-            return
+        if environment is not self.environment or run is None or run is self._stopped_run:
+            return  # the last: a second test_stop of the same run (Locust fires one per overlapping quit() call)
+        self._stopped_run = run
         runner = environment.runner
         if not isinstance(runner, MasterRunner):
             environment.events.request.remove_listener(run.recorder.on_request)
