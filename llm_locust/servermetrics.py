@@ -501,6 +501,12 @@ class ServerMetrics:
         if getattr(opts, "no_server_metrics", False):
             return None
         url = getattr(opts, "server_metrics", None)
+        try:
+            import prometheus_client.parser  # noqa: F401
+        except ImportError:
+            log = logger.warning if url else logger.info
+            log("server metrics off: prometheus_client is not installed (pip install prometheus-client)")
+            return None
         if url:
             return cls([Scraper(url, [t.name for t in targets], explicit=True)])
         by_url: dict[str, list[str]] = {}

@@ -94,4 +94,10 @@ def write_run_reports(run: LLMRun, opts: Namespace, users: int, books: dict[str,
     if getattr(opts, "run_info", None):
         runinfo.write(opts.run_info, run.run_id, folder, done=True)
     console = render_console(summary, folder)
-    return console + ("\n" + server_text.rstrip("\n") if server_text else "")
+    if not server_text:
+        return console
+    head, sep, files = console.rpartition("\nReports: ")  # the server's block goes before the files line
+    if not sep:
+        return console + "\n" + server_text.rstrip("\n")
+    files = files.replace("requests.csv)", f"requests.csv, {servermetrics.CSV_NAME})")
+    return head + "\n" + server_text.rstrip("\n") + sep + files
