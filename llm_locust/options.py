@@ -188,6 +188,42 @@ def add_arguments(parser: Any) -> None:
     )
     _add(
         g,
+        "--server-metrics",
+        default=None,
+        env_var="LLM_SERVER_METRICS",
+        include_in_web_ui=False,
+        help="Prometheus metrics URL of the server under test, scraped every second into the reports (see "
+        "llm_locust/servermetrics.py). Default: each target's /metrics, when it answers in Prometheus text",
+    )
+    _add(
+        g,
+        "--no-server-metrics",
+        action="store_true",
+        default=False,
+        env_var="LLM_NO_SERVER_METRICS",
+        include_in_web_ui=False,
+        help="Do not scrape the server's Prometheus metrics",
+    )
+    _add(
+        g,
+        "--metrics-port",
+        type=int,
+        default=None,
+        env_var="LLM_METRICS_PORT",
+        include_in_web_ui=False,
+        help="Serve our own figures at /metrics in Prometheus format on this port (local runner or master; see "
+        "llm_locust/exporter.py and docs/grafana-dashboard.json). Default: off",
+    )
+    _add(
+        g,
+        "--metrics-host",
+        default="127.0.0.1",
+        env_var="LLM_METRICS_HOST",
+        include_in_web_ui=False,
+        help="Address for --metrics-port (0.0.0.0 for every interface). Default: 127.0.0.1",
+    )
+    _add(
+        g,
         "--mock-server-args",
         default="",
         env_var="LLM_MOCK_ARGS",

@@ -125,6 +125,7 @@ class LLMRun:
     max_requests: int | None = None
     users: int | None = None  # the run's user count where known (headless); decides whether users bind to targets
     live: Any = None  # the LiveView, on a local runner or a master
+    server: Any = None  # the server's scraped metrics (llm_locust.servermetrics.ServerMetrics), local runner or master
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     #: start order of this process's users (``--stagger``)

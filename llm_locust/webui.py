@@ -10,7 +10,8 @@ with a web UI (a local runner or a master) and uses Locust's own extension point
 
   ==========================  ==============================================================================
   ``llm/stats.json``          run info, the per-prompt live rows (plus ``Overall``) and the time series
-  ``llm/charts``              TTFT p50/p95, TPOT p50 and output tokens/s over time, with the user count
+  ``llm/charts``              TTFT p50/p95, TPOT p50 and output tokens/s over time, with the user count, and the
+                              server's own metrics when they are scraped (``server`` in stats.json)
   ``llm/summary.csv``         per-prompt CSV (``summary.csv``'s columns) computed now from the run's records
   ``llm/summary.json``        the JSON summary (``summary.json``'s schema) computed now
   ``llm/requests.csv``        the run's per-request log as written so far
@@ -39,7 +40,7 @@ import locust
 from flask import Blueprint, Response, jsonify, request
 from locust.runners import STATE_RUNNING, STATE_SPAWNING
 
-from . import __version__
+from . import __version__, servermetrics
 from .plugin.reports import run_summary
 from .prompts import PromptFileError, load_prompts
 from .report import _csv_rows
@@ -195,6 +196,9 @@ class LLMWebUI:
             "run": self.run_info(run),
             "rows": self.rows(run),
             "history": list(run.live.history) if run is not None and run.live is not None else [],
+            "server": servermetrics.series(run.server, run.live.started if run.live is not None else None)
+            if run is not None
+            else [],
             "llm_locust_version": __version__,
         }
         return _no_store(jsonify(body))

@@ -54,14 +54,18 @@ _INVALID: Any = object()
 
 
 def run_generation(
-    cfg: MockConfig, stats: dict[str, int], conn: Connection, req: Request, target: MockTarget, seq: int
-) -> tuple[bool, SendRecord]:
+    cfg: MockConfig, stats: dict[str, int], conn: Connection, req: Request, target: MockTarget, seq: int,
+    inflight: dict[int, SendRecord] | None = None,
+) -> tuple[bool, SendRecord]:  # fmt: skip
     """Answer generation request number ``seq``; returns (keep the connection open?, the send record).
 
-    If the client goes away in the middle of the reply the record is marked ``aborted``.
+    If the client goes away in the middle of the reply the record is marked ``aborted``. ``inflight``: where the
+    record is put while the request runs (``/metrics`` counts running and waiting requests from it).
     """
     request_id = req.headers.get("x-request-id") or f"mock-{seq}"
     rec = SendRecord(request_id, seq, req.path, req.t_recv_ns, keep_times=cfg.send_log is not None)
+    if inflight is not None:
+        inflight[seq] = rec
     rec.protocol = target.proto.name
     try:
         keep = _run(cfg, stats, conn, req, target, seq, rec)

@@ -14,6 +14,7 @@ Routes (patterns as in ``routing.py``: ``{name}`` is one path segment, ``{name..
   (``GATEWAY_ROUTES``), and ``POST /v1/{account}/{gateway}`` -- its universal endpoint (``gateway.py``);
 * ``GET /health`` -> ``{"status": "ok"}``; ``GET /v1/models`` -> one model, ``mock-model``;
 * ``GET /mock/stats`` -> :attr:`MockServer.stats` as JSON;
+* ``GET /metrics`` -> Prometheus text with vLLM's metric names (``metrics.py``);
 * anything else -> 404 in OpenAI's error shape (405 for a known path with the wrong method).
 
 Only the generation routes are numbered (``seq``), counted in ``stats["requests"]``, subject to
@@ -37,6 +38,7 @@ from llm_locust.mockserver.gateway import MockCompatChat, MockGatewayUniversal
 from llm_locust.mockserver.gemini import MockGemini, MockVertex
 from llm_locust.mockserver.generate import run_generation
 from llm_locust.mockserver.http import BadRequest, Connection, Request
+from llm_locust.mockserver.metrics import MockMetrics
 from llm_locust.mockserver.ollama import MockOllamaChat, MockOllamaGenerate
 from llm_locust.mockserver.openai import MockOpenAIChat, MockOpenAICompletions, models_body
 from llm_locust.mockserver.routing import MockTarget, Router, query_params
@@ -91,7 +93,7 @@ _GATEWAY: Router[WireProtocol] = Router(
 )
 
 _OPENAI = _CHAT
-GET_ROUTES = ("/health", "/v1/models", "/mock/stats")
+GET_ROUTES = ("/health", "/v1/models", "/mock/stats", "/metrics")
 
 
 def route(path: str, target: str = "") -> MockTarget | None:
@@ -129,6 +131,8 @@ class MockServer:
         self.stats: dict[str, int] = {"requests": 0, "faults": 0, "tokens": 0, "chunks": 0, "active": 0,
                                       "connections": 0, "connections_total": 0}  # fmt: skip
         self.port: int = cfg.port
+        #: what ``GET /metrics`` shows
+        self.metrics = MockMetrics()
         self._seq = 0
         self._server: StreamServer | None = None
         self._send_log: SendLog | None = None
@@ -288,6 +292,10 @@ class MockServer:
                 body = b'{"status":"ok"}'
             elif req.path == "/v1/models":
                 body = models_body()
+            elif req.path == "/metrics":
+                conn.send_response(200, self.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8",
+                                   keep_alive=req.keep_alive)  # fmt: skip
+                return req.keep_alive
             else:
                 body = dumps(self.stats).encode()
             conn.send_response(200, body, keep_alive=req.keep_alive)
@@ -303,9 +311,11 @@ class MockServer:
         stats["requests"] += 1
         stats["active"] += 1
         try:
-            keep, rec = run_generation(self.config, stats, conn, req, target, seq)
+            keep, rec = run_generation(self.config, stats, conn, req, target, seq, self.metrics.inflight)
         finally:
             stats["active"] -= 1
+            self.metrics.inflight.pop(seq, None)
+        self.metrics.observe(rec)
         if self._send_log is not None:
             self._send_log.write(rec)
         if self.config.verbose:

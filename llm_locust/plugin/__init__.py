@@ -44,7 +44,7 @@ from .. import webui
 from ..options import add_arguments
 from . import mock, requestlog
 from .session import LLMSession, session_of
-from .validate import check_options, fail
+from .validate import check_options, fail, start_exporter
 
 __all__ = ["LLMSession", "fail", "on_init", "register", "session_of"]
 
@@ -81,6 +81,7 @@ def on_init(environment: Any, runner: Any = None, **_: Any) -> None:
     if isinstance(runner, MasterRunner):
         session.wire_master(runner)
     check_options(opts, environment.host)
+    start_exporter(environment, opts)  # our /metrics on --metrics-port (llm_locust.exporter)
     if not opts.targets and not environment.host:
         session.mock = mock.start(environment, opts)
     _preload()

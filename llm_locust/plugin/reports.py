@@ -5,7 +5,9 @@ target, what ``llm-benchmark``'s per-provider table shows and the per-target sta
 :func:`target_extras`). The web UI's ``llm/summary.json`` download is computed with it too.
 
 :func:`write_run_reports` writes the three files into the run's folder (beside ``requests.csv``) and returns the
-one-screen summary to print; ``--run-info`` gets ``done: true`` once they are on disk.
+one-screen summary to print, with the server's metrics (``server`` in summary.json, ``server_metrics.csv``, a block
+in summary.txt and the console; see :mod:`llm_locust.servermetrics`) when they were scraped; ``--run-info`` gets
+``done: true`` once they are on disk.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import locust
 
-from .. import __version__, runinfo
+from .. import __version__, runinfo, servermetrics
 from ..measure.record import STATUS_CANCELLED, STATUS_OK, Record
 from ..report import render_console, summarize, write_reports
 from ..run import LLMRun
@@ -80,7 +82,22 @@ def write_run_reports(run: LLMRun, opts: Namespace, users: int, books: dict[str,
     """Write the run's summary files; return the console summary."""
     folder = run.recorder.csv_path.parent
     summary = run_summary(run.recorder.records, run_meta(run, opts, users, books), [p.name for p in run.prompts])
+    server = run.server.section(summary) if run.server is not None else None
+    if server is not None:
+        summary["server"] = server
+        run.server.write_csv(folder)
     write_reports(folder, summary)
+    server_text = servermetrics.render_text(server)
+    if server_text:  # the server's block, after the client's figures
+        with (folder / "summary.txt").open("a", encoding="utf-8") as f:
+            f.write("\n" + server_text)
     if getattr(opts, "run_info", None):
         runinfo.write(opts.run_info, run.run_id, folder, done=True)
-    return render_console(summary, folder)
+    console = render_console(summary, folder)
+    if not server_text:
+        return console
+    head, sep, files = console.rpartition("\nReports: ")  # the server's block goes before the files line
+    if not sep:
+        return console + "\n" + server_text.rstrip("\n")
+    files = files.replace("requests.csv)", f"requests.csv, {servermetrics.CSV_NAME})")
+    return head + "\n" + server_text.rstrip("\n") + sep + files

@@ -7,9 +7,10 @@ register`) and hung on it as ``environment.llm_plugin`` (:func:`session_of`); ``
 :class:`~llm_locust.distributed.Collector`, a master's taken-over ``-t``, the peak user count, the live sampler and
 the console summary kept for ``quit``. The run itself is ``environment.llm_run`` (:func:`llm_locust.run.current_run`).
 
-* ``test_start``: builds the run (:func:`.resolve.build_run`), writes ``--run-info``, starts the live view and the
-  sampler (local runner, master), warms up and records Locust's ``request`` events (local runner, worker), then
-  freezes the heap out of the garbage collector's sight; a worker says hello to the master;
+* ``test_start``: builds the run (:func:`.resolve.build_run`), writes ``--run-info``, starts the live view, the
+  sampler and the server-metrics scraper (:mod:`llm_locust.servermetrics`; local runner, master), warms up and
+  records Locust's ``request`` events (local runner, worker), then freezes the heap out of the garbage collector's
+  sight; a worker says hello to the master;
 * ``report_to_master`` / ``worker_report``: a worker's records travel with its reports; the master collects them;
 * ``test_stop``: a worker ships what is left with its final count; a master waits for every worker's books; a
   local runner or master then writes the reports (:func:`.reports.write_run_reports`) and prints the summary —
@@ -32,6 +33,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from .. import distributed, headroom, runinfo
 from ..live import LiveView
 from ..run import ATTR, LLMRun
+from ..servermetrics import ServerMetrics
 from . import master, sampler
 from .mock import EmbeddedMock
 from .reports import write_run_reports
@@ -60,6 +62,7 @@ class LLMSession:
         self.peak_users = 0
         self.sampler: gevent.Greenlet | None = None
         self.pending_console: str | None = None
+        self._stopped_run: LLMRun | None = None
         setattr(environment, SESSION_ATTR, self)
         events = environment.events
         events.spawning_complete.add_listener(self.on_spawning_complete)
@@ -102,6 +105,9 @@ class LLMSession:
             run.live = LiveView([p.name for p in run.prompts], [t.name for t in run.targets])
             run.recorder.listeners.append(run.live.add)
             self.sampler = sampler.start(run, runner, bool(opts.headless))
+            run.server = ServerMetrics.for_run(opts, run.targets)
+            if run.server is not None:
+                run.server.start()  # the baseline scrape, before any user is spawned
         if isinstance(runner, MasterRunner):
             if self.collector is not None:
                 self.collector.reset(run.recorder)
@@ -145,8 +151,9 @@ class LLMSession:
 
     def on_test_stop(self, environment: Any, **_: Any) -> None:
         run = self.run
-        if environment is not self.environment or run is None:
-            return
+        if environment is not self.environment or run is None or run is self._stopped_run:
+            return  # the last: a second test_stop of the same run (Locust fires one per overlapping quit() call)
+        self._stopped_run = run
         run.books.drain()  # book every request still waiting for its bookkeeping, before the books are read
         runner = environment.runner
         if not isinstance(runner, MasterRunner):
@@ -164,6 +171,8 @@ class LLMSession:
             self.sampler.kill(block=False)
             self.sampler = None
         run.live.stop()
+        if run.server is not None:
+            run.server.stop()  # the last scrape, after the last request
         run.recorder.close()
         users = max(self.peak_users, getattr(runner, "user_count", 0) or 0)
         console = write_run_reports(run, environment.parsed_options, users, books)

@@ -17,6 +17,7 @@ from ..prompts import PromptFileError, load_prompts
 from ..protocols import EndpointError, TemplateError, check_endpoint
 from ..protocols.custom import load_template
 from ..reasoning import parse_reasoning
+from ..servermetrics import check_url
 from ..targets import TargetFileError, load_targets
 
 #: the errors a bad input file raises, each with a message that names the file and the fix
@@ -55,8 +56,29 @@ def check_options(opts: Namespace, host: str | None) -> None:
         fail(str(e))
     if opts.timeout <= 0:
         fail(f"--timeout must be a positive number of seconds (got {opts.timeout:g})")
+    metrics_port = getattr(opts, "metrics_port", None)
+    if metrics_port is not None and not 0 < metrics_port < 65536:
+        fail(f"--metrics-port must be a TCP port from 1 to 65535 (got {metrics_port}); leave it out for no /metrics")
+    server_metrics = getattr(opts, "server_metrics", None)
+    if server_metrics and (problem := check_url(server_metrics)):
+        fail(problem)
     if not opts.targets and host and not opts.model and opts.headless:
         fail("--model is required with --host: name the model the endpoint serves (e.g. --model llama3)")
+
+
+def start_exporter(environment: Any, opts: Namespace) -> None:
+    """Serve ``/metrics`` on ``--metrics-port`` when one is given; :func:`fail` if the port cannot be bound."""
+    port = getattr(opts, "metrics_port", None)
+    if port is None:
+        return
+    from .. import exporter
+
+    host = getattr(opts, "metrics_host", None) or "127.0.0.1"
+    try:
+        exporter.start(environment, host, port)
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        fail(f"--metrics-port {port} on {host} cannot be used ({reason}); pick a free port or leave it out")
 
 
 def optional_positive_int(value: Any, flag: str) -> int | None:

@@ -12,6 +12,22 @@
     {id: "tps", title: "Output tokens/s (all users)", series: [
       {key: "output_tokens_per_s", label: "tokens/s", color: "#ef6c00"}]}
   ];
+  // the server's own metrics (stats.json "server": a source per metrics URL, a point per scrape); drawn when present
+  var SERVER_CHARTS = [
+    {id: "server-queue", title: "Server: running and waiting requests", series: [
+      {key: "requests_running", label: "running", color: "#6a1b9a"},
+      {key: "requests_waiting", label: "waiting", color: "#c62828"}]},
+    {id: "server-latency", title: "Server: TTFT, TPOT and queue time, mean per scrape (ms)", series: [
+      {key: "ttft_ms", label: "TTFT", color: "#1976d2"},
+      {key: "tpot_ms", label: "TPOT", color: "#2e7d32"},
+      {key: "queue_time_ms", label: "queue", color: "#c62828"}]},
+    {id: "server-kv", title: "Server: KV-cache usage (0-1) and preemptions/s", series: [
+      {key: "kv_cache_usage", label: "KV cache", color: "#00838f"},
+      {key: "preemptions_per_s", label: "preemptions/s", color: "#d84315"}]},
+    {id: "server-tokens", title: "Server: tokens/s (its counters)", series: [
+      {key: "generation_tokens_per_s", label: "generation", color: "#ef6c00"},
+      {key: "prompt_tokens_per_s", label: "prompt", color: "#5d4037"}]}
+  ];
 
   function el(name, attrs, parent) {
     var e = document.createElementNS(SVG, name);
@@ -73,7 +89,7 @@
       cap.textContent = chart.title;
       var legend = document.createElement("span");
       legend.className = "legend";
-      chart.series.concat([{label: "users (right axis)", color: "#8e8e93"}]).forEach(function (s) {
+      chart.series.concat(chart.server ? [] : [{label: "users (right axis)", color: "#8e8e93"}]).forEach(function (s) {
         var item = document.createElement("span"), sw = document.createElement("span");
         sw.className = "swatch";
         sw.style.background = s.color;
@@ -92,7 +108,7 @@
     var t1 = Math.max(history.length ? history[history.length - 1].time : 0, t0 + 10);
     var ymax = 0, umax = 1;
     history.forEach(function (p) {
-      chart.series.forEach(function (s) { if (p[s.key] !== null && p[s.key] > ymax) { ymax = p[s.key]; } });
+      chart.series.forEach(function (s) { if (p[s.key] != null && p[s.key] > ymax) { ymax = p[s.key]; } });
       if (p.users > umax) { umax = p.users; }
     });
     var x = function (t) { return M.l + (t - t0) / (t1 - t0) * (W - M.l - M.r); };
@@ -100,15 +116,17 @@
     var y = function (v) { return H - M.b - v / sc.top * (H - M.t - M.b); };
     var uy = function (v) { return H - M.b - v / usc.top * (H - M.t - M.b); };
     axis(svg, sc, y, M.l - 6, "end", true);
-    axis(svg, usc, uy, W - M.r + 6, "start", false);
+    if (!chart.server) { axis(svg, usc, uy, W - M.r + 6, "start", false); }
     var tstep = niceStep(t1 - t0, 8);
     for (var t = Math.ceil(t0 / tstep) * tstep; t <= t1; t += tstep) {
       var label = el("text", {x: x(t), y: H - M.b + 18, "text-anchor": "middle"}, svg);
       label.textContent = fmt(t) + " s";
     }
-    line(svg, history.map(function (p) { return [x(p.time), uy(p.users)]; }), "users", null, "users");
+    if (!chart.server) {
+      line(svg, history.map(function (p) { return [x(p.time), uy(p.users)]; }), "users", null, "users");
+    }
     chart.series.forEach(function (s) {
-      line(svg, history.map(function (p) { return [x(p.time), p[s.key] === null ? null : y(p[s.key])]; }),
+      line(svg, history.map(function (p) { return [x(p.time), p[s.key] == null ? null : y(p[s.key])]; }),
         null, s.color, s.key);
     });
   }
@@ -124,6 +142,15 @@
       : "Waiting for the first points\u2026";
     document.body.setAttribute("data-points", history.length);
     CHARTS.forEach(function (c) { draw(c, history); });
+    (data.server || []).forEach(function (src, i) {
+      var points = src.points || [];
+      SERVER_CHARTS.forEach(function (c) {
+        var present = c.series.filter(function (s) { return points.some(function (p) { return p[s.key] != null; }); });
+        if (!present.length) { return; }
+        var label = " \u00b7 " + src.server + (data.server.length > 1 ? " (" + src.targets.join(", ") + ")" : "");
+        draw({id: c.id + "-" + i, title: c.title + label, series: present, server: true}, points);
+      });
+    });
   }
 
   function poll() {
