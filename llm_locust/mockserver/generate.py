@@ -144,7 +144,7 @@ def _run(
         stats["faults"] += 1
         rec.fault = fault
     rec.model, rec.stream, rec.prompt_tokens = greq.model, greq.stream, greq.prompt_tokens
-    script = make_script(cfg, req.t_recv_ns, seq, greq.limit, proto.supports_reasoning)
+    script = make_script(cfg, req.t_recv_ns, seq, greq.limit, proto.supports_reasoning, stats["active"] - 1)
     rec.finish_reason = script.finish_reason
     reply = Reply(seq, rec.request_id, int(time.time()), greq.prompt_tokens, req.t_recv_ns,
                   tokens=script.tokens, reasoning_tokens=script.reasoning_tokens,
