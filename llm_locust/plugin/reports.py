@@ -1,11 +1,16 @@
-"""The reports at the end of a run: ``summary.txt``, ``summary.json``, ``summary.csv`` and the console summary.
+"""The reports at the end of a run: ``summary.txt``, ``summary.json``, ``summary.csv``, ``report.html`` and the
+console summary.
 
 :func:`run_summary` is the summary.json document of a run's records: :func:`llm_locust.report.summarize` plus, per
 target, what ``llm-benchmark``'s per-provider table shows and the per-target statistics do not hold (see
 :func:`target_extras`). The web UI's ``llm/summary.json`` download is computed with it too.
 
 :func:`write_run_reports` writes the three files into the run's folder (beside ``requests.csv``) and returns the
-one-screen summary to print; ``--run-info`` gets ``done: true`` once they are on disk.
+one-screen summary to print, with the run's answers (:func:`add_answers`): run validity (``run.valid``, from the
+processes' :mod:`~llm_locust.validity` summaries), the ``--slo`` verdict (:mod:`llm_locust.slo`) and a capacity
+search's levels (:mod:`llm_locust.capacity`, also ``capacity.csv``); then the self-contained ``report.html``
+(:mod:`llm_locust.htmlreport`). :func:`exit_code` is the process exit code these answers ask for. ``--run-info``
+gets ``done: true`` once everything is on disk.
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ from typing import Any
 
 import locust
 
-from .. import __version__, runinfo
+from .. import __version__, capacity, htmlreport, runinfo, slo, validity
 from ..measure.record import STATUS_CANCELLED, STATUS_OK, Record
-from ..report import render_console, summarize, write_reports
+from ..report import frame, render_console, run_window, summarize, write_reports
 from ..run import LLMRun
 
 #: summary.json ``targets[]`` fields added here: the target's model, and the means over successful requests of
@@ -76,11 +81,59 @@ def run_meta(run: LLMRun, opts: Namespace, users: int, books: dict[str, Any]) ->
     }
 
 
-def write_run_reports(run: LLMRun, opts: Namespace, users: int, books: dict[str, Any]) -> str:
-    """Write the run's summary files; return the console summary."""
+def add_answers(
+    summary: dict[str, Any], df: Any, opts: Namespace, health: dict[str, Any], search: Any = None
+) -> list[str]:
+    """Add ``run.valid``/``run.validity``, ``slo`` and ``capacity`` to ``summary``; return their text lines."""
+    valid, warnings = validity.verdict(health)
+    summary["run"]["valid"] = valid
+    summary["run"]["validity"] = {"processes": health, "warnings": warnings}
+    lines = [f"RUN INVALID: {w}" for w in warnings]
+    if getattr(opts, "slo", None) and search is None:  # a search judges each level, not the whole run
+        summary["slo"] = slo.evaluate(slo.parse(opts.slo), df, run_window(df))
+        lines.append(slo.render(summary["slo"]))
+    if search is not None:
+        summary["capacity"] = search.result()
+        lines.append(capacity.render(summary["capacity"]))
+    return lines
+
+
+def exit_code(summary: dict[str, Any]) -> int | None:
+    """The exit code the run's answers ask for: :data:`~llm_locust.slo.EXIT_SLO_FAILED` when an objective (or the
+    capacity search's first level) failed, 0 when the objectives held, None without ``--slo``."""
+    verdicts = [block["pass"] for block in (summary.get("slo"), summary.get("capacity")) if block]
+    if not verdicts:
+        return None
+    return 0 if all(verdicts) else slo.EXIT_SLO_FAILED
+
+
+def write_run_reports(
+    run: LLMRun,
+    opts: Namespace,
+    users: int,
+    books: dict[str, Any],
+    health: dict[str, Any] | None = None,
+    search: Any = None,
+) -> tuple[str, dict[str, Any]]:
+    """Write the run's summary files and report.html; return the console summary and the summary document.
+
+    ``health``: per process, its :meth:`validity.Monitor.summary <llm_locust.validity.Monitor.summary>`;
+    ``search``: the run's :class:`~llm_locust.capacity.CapacityShape`, if it ran one."""
     folder = run.recorder.csv_path.parent
-    summary = run_summary(run.recorder.records, run_meta(run, opts, users, books), [p.name for p in run.prompts])
+    records = run.recorder.records
+    summary = run_summary(records, run_meta(run, opts, users, books), [p.name for p in run.prompts])
+    df = frame(records)
+    lines = add_answers(summary, df, opts, health or {}, search)
     write_reports(folder, summary)
+    if lines:
+        with (folder / "summary.txt").open("a", encoding="utf-8") as f:
+            f.write("\n" + "\n".join(lines) + "\n")
+    if search is not None:
+        capacity.write_csv(folder / "capacity.csv", summary["capacity"])
+    history = list(run.live.history) if run.live else []
+    started = run.live.started if run.live else None
+    htmlreport.write(folder / htmlreport.FILENAME, summary, df, history, started, run.secrets())
     if getattr(opts, "run_info", None):
         runinfo.write(opts.run_info, run.run_id, folder, done=True)
-    return render_console(summary, folder)
+    console = render_console(summary, folder)
+    return (console + "\n" + "\n".join(lines) if lines else console), summary
