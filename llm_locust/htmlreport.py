@@ -121,6 +121,8 @@ def line_chart(
     legend = []
     if second and second[1]:
         pts = []
+        sx2, sy2 = [*second[1], max(xs)], [*second[2], second[2][-1]]  # held to the end of the chart
+        second = (second[0], sx2, sy2)
         for i, (x, y) in enumerate(zip(second[1], second[2], strict=True)):
             if i:
                 pts.append(f"{f.px(x):.1f},{f.py(second[2][i - 1], True):.1f}")
@@ -147,6 +149,7 @@ def line_chart(
 def bar_chart(
     title: str, x_label: str, y_label: str, edges: list[float], stacks: list[tuple[str, list[float]]],
     marks: list[tuple[str, float]] = (),  # type: ignore[assignment]
+    legend_always: bool = False,
 ) -> str:  # fmt: skip
     """Bars between ``edges`` (len(edges) - 1 bins), stacked series; ``marks``: labelled vertical lines."""
     if len(edges) < 2 or not stacks:
@@ -174,16 +177,17 @@ def bar_chart(
         body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{PAD_T}" y2="{H - PAD_B}" stroke="#111827" '
                     'stroke-dasharray="3 2"/>')  # fmt: skip
         body.append(f'<text x="{x + 3:.1f}" y="{PAD_T + 10}">{_e(label)}</text>')
-    return _svg(title, body, legend if len(stacks) > 1 else [])
+    return _svg(title, body, legend if len(stacks) > 1 or legend_always else [])
 
 
 def scatter_chart(
     title: str, x_label: str, y_label: str, points: list[tuple[float, float, str, bool]], knee: int | None,
     limit: float | None = None,
 ) -> str:  # fmt: skip
-    """Points ``(x, y, label, ok)`` joined in x order; ``knee``: the index of the point to ring; ``limit``: a
-    horizontal line (the objective)."""
+    """Points ``(x, y, label, ok)`` joined in the order given; ``knee``: the index of the point to ring; ``limit``:
+    a horizontal line (the objective)."""
     pts = [p for p in points if p[0] is not None and p[1] is not None]
+    knee = pts.index(points[knee]) if knee is not None and points[knee] in pts else None
     if not pts:
         return _empty(title, "no level measured")
     ys = [p[1] for p in pts] + ([limit] if limit else [])
@@ -193,9 +197,8 @@ def scatter_chart(
         y = f.py(limit)
         body.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" stroke="{COLORS[1]}" '
                     'stroke-dasharray="6 3"/>')  # fmt: skip
-        body.append(f'<text x="{W - PAD_R}" y="{y - 4:.1f}" text-anchor="end" fill="{COLORS[1]}">objective</text>')
-    ordered = sorted(pts, key=lambda p: p[0])
-    line = " ".join(f"{f.px(p[0]):.1f},{f.py(p[1]):.1f}" for p in ordered)
+        body.append(f'<text x="{PAD_L + 4}" y="{y - 4:.1f}" fill="{COLORS[1]}">objective</text>')
+    line = " ".join(f"{f.px(p[0]):.1f},{f.py(p[1]):.1f}" for p in pts)
     body.append(f'<polyline points="{line}" fill="none" stroke="{GREY}"/>')
     for i, (x, y, label, ok) in enumerate(pts):
         cx, cy = f.px(x), f.py(y)
@@ -293,7 +296,8 @@ def _time_series(df: pd.DataFrame, history: list[dict[str, Any]], started: float
 
     if not len(df) or "timestamp" not in df:
         return _empty("Latency over time", "no requests")
-    start = pd.to_datetime(df["timestamp"], utc=True, format="ISO8601").astype("int64") / 1e9
+    stamps = pd.to_datetime(df["timestamp"], utc=True, format="ISO8601")
+    start = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
     t0 = min(float(start.min()), started or float("inf"))
     rel = (start - t0).to_numpy()
     end = float(rel.max()) if rel.size else 1.0
@@ -330,7 +334,8 @@ def _time_series(df: pd.DataFrame, history: list[dict[str, Any]], started: float
         fail = failed.to_numpy()
         stacks = [(c, [float(((bins == i) & fail & (cls == c)).sum()) for i in range(n)]) for c in classes]
         edges = [i * width for i in range(n + 1)]
-        out.append(bar_chart("Failed requests by error class over time", "seconds", "failed requests", edges, stacks))
+        out.append(bar_chart("Failed requests by error class over time", "seconds", "failed requests", edges, stacks,
+                             legend_always=True))
     else:
         out.append(_empty("Failed requests by error class over time", "no request failed"))
     return "\n".join(out)
@@ -338,13 +343,14 @@ def _time_series(df: pd.DataFrame, history: list[dict[str, Any]], started: float
 
 def capacity_chart(cap: dict[str, Any]) -> str:
     """Latency (TTFT p99) against throughput (output tokens/s) per level; the knee (largest level that held)."""
-    levels = cap["levels"]
-    points = [(r["output_tokens_per_s"], r["ttft_p99_ms"], f"{r['users']} users", r["holds"]) for r in levels]
+    levels = sorted(cap["levels"], key=lambda r: r["users"])
+    points = [(r["output_tokens_per_s"], r["ttft_p99_ms"], str(r["users"]), r["holds"]) for r in levels]
     knee = next((i for i, r in enumerate(levels) if r["users"] == cap.get("max_users") and r["holds"]), None)
     limit = None
     for r in levels[:1]:
         limit = next((o["limit"] for o in r["objectives"] if o["metric"] == "ttft" and o["stat"] == "p99"), None)
-    return scatter_chart("Capacity search: TTFT p99 against output throughput, per level", "output tokens/s",
+    return scatter_chart("Capacity search: TTFT p99 against output throughput, per level (labels: users)",
+                         "output tokens/s",
                          "TTFT p99 (ms)", points, knee, limit)  # fmt: skip
 
 
