@@ -3,7 +3,7 @@
 Every llm-locust process (local runner, master, each worker) runs a :class:`Monitor` greenlet from test start to
 test stop. It sleeps :data:`TICK_S` and books how late it woke up (the *event-loop lag*: while the loop is busy
 with other greenlets, every stream's next line waits that long before its time is taken, so TTFT and ITL figures
-may be late by up to that), and every :data:`CPU_EVERY` ticks the process's CPU use (``psutil``, % of one core).
+may be late by up to that), and about every :data:`CPU_EVERY_S` s the process's CPU use (``psutil``, % of one core).
 Memory is bounded: lag goes into a log-bucket histogram (:class:`LagHistogram`, 10 % resolution), CPU into a fixed
 array of per-percent counts.
 
@@ -31,7 +31,7 @@ from typing import Any
 import gevent
 
 TICK_S = 0.1
-CPU_EVERY = 10  # ticks: CPU is sampled every second
+CPU_EVERY_S = 1.0  # CPU is sampled at the first tick at least this long after the last sample
 CPU_LIMIT = 90.0
 LAG_LIMIT_MS = 10.0
 MSG_HEALTH = "llm_health"
@@ -89,14 +89,15 @@ class Monitor:
         self._greenlet = gevent.spawn(self._run)
 
     def _run(self) -> None:
-        n = 0
+        last_cpu = time.perf_counter()
         while True:
             before = time.perf_counter()
             gevent.sleep(TICK_S)
-            self.lag.add(max(0.0, (time.perf_counter() - before - TICK_S) * 1000.0))
-            n += 1
-            if n % CPU_EVERY == 0:
+            now = time.perf_counter()
+            self.lag.add(max(0.0, (now - before - TICK_S) * 1000.0))
+            if now - last_cpu >= CPU_EVERY_S:
                 self.cpu[min(100, round(self._process.cpu_percent(None)))] += 1
+                last_cpu = now
 
     def cpu_summary(self) -> dict[str, Any]:
         n = sum(self.cpu)

@@ -341,6 +341,7 @@ def test_a_run_with_the_workers_cpu_saturated_is_flagged_invalid(tmp_path):
     workers = {k: v for k, v in run["validity"]["processes"].items() if k.startswith("worker ")}
     assert len(workers) == 1
     (health,) = workers.values()
+    # its loop was late by about a burn (50 ms); its CPU share depends on what else this machine runs
     assert health["loop_lag_ms"]["p99"] >= validity.LAG_LIMIT_MS and health["cpu_percent"]["samples"] > 0
     assert any(w.startswith(next(iter(workers))) for w in run["validity"]["warnings"])
     assert "RUN INVALID: worker" in (folder / "summary.txt").read_text()

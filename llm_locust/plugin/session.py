@@ -68,6 +68,7 @@ class LLMSession:
         self.pending_console: str | None = None
         self.monitor: validity.Monitor | None = None
         self.health: dict[str, dict[str, Any]] = {}  # per worker, its validity summary (on a master)
+        self.stopped_run: LLMRun | None = None
         setattr(environment, SESSION_ATTR, self)
         events = environment.events
         events.spawning_complete.add_listener(self.on_spawning_complete)
@@ -163,8 +164,9 @@ class LLMSession:
 
     def on_test_stop(self, environment: Any, **_: Any) -> None:
         run = self.run
-        if environment is not self.environment or run is None:
+        if environment is not self.environment or run is None or run is self.stopped_run:
             return
+        self.stopped_run = run  # two quits at once (users finishing --max-requests) fire test_stop twice
         runner = environment.runner
         if not isinstance(runner, MasterRunner):
             environment.events.request.remove_listener(run.recorder.on_request)
