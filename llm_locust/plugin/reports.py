@@ -90,8 +90,13 @@ def add_answers(
     summary["run"]["validity"] = {"processes": health, "warnings": warnings}
     lines = [f"RUN INVALID: {w}" for w in warnings]
     if getattr(opts, "slo", None) and search is None:  # a search judges each level, not the whole run
-        summary["slo"] = slo.evaluate(slo.parse(opts.slo), df, run_window(df))
-        lines.append(slo.render(summary["slo"]))
+        try:
+            objectives = slo.parse(opts.slo)  # checked at init; typed into the web UI's form it is checked here
+        except slo.SLOError as e:
+            lines.append(f"SLO not judged: {e}")
+        else:
+            summary["slo"] = slo.evaluate(objectives, df, run_window(df))
+            lines.append(slo.render(summary["slo"]))
     if search is not None:
         summary["capacity"] = search.result()
         lines.append(capacity.render(summary["capacity"]))
