@@ -140,5 +140,5 @@ def write_run_reports(
     htmlreport.write(folder / htmlreport.FILENAME, summary, df, history, started, run.secrets())
     if getattr(opts, "run_info", None):
         runinfo.write(opts.run_info, run.run_id, folder, done=True)
-    console = render_console(summary, folder)
-    return (console + "\n" + "\n".join(lines) if lines else console), summary
+    head, _, reports_line = render_console(summary, folder).rpartition("\n")
+    return "\n".join([head, *lines, reports_line]), summary  # the folder's line stays the last one
