@@ -19,7 +19,6 @@ import pandas as pd
 import pytest
 
 from llm_locust import slo, validity
-from llm_locust.capacity import LEVEL_COLUMNS
 from llm_locust.report import frame
 from tests.conftest import ROOT, run_locust
 from tests.test_webui_browser import browser  # noqa: F401  (the headless Chromium fixture)
@@ -134,6 +133,8 @@ def test_slo_pass_and_fail_exit_codes_and_config_file(tmp_path):
 
 
 def _check_search(summary: dict, folder: Path, level_requests: int, limit_ms: float) -> dict:
+    from llm_locust.capacity import LEVEL_COLUMNS  # here: importing locust at collection would patch ssl too late
+
     cap = summary["capacity"]
     levels = cap["levels"]
     assert cap["complete"] is True and cap["pass"] is True
