@@ -231,3 +231,34 @@ def add_arguments(parser: Any) -> None:
         help='Arguments for the embedded mock server when no --host is given, e.g. "--ttft-ms 100 --itl-ms 20" '
         "(see python -m llm_locust.mockserver --help)",
     )
+    _add(
+        g,
+        "--slo",
+        default=None,
+        env_var="LLM_SLO",
+        help='Service-level objectives, e.g. "ttft_p99=500ms,tpot_p50=40ms,e2e_p95=10s,error_rate=1%%" (any metric '
+        "and percentile; [prompt=NAME] or [target=NAME] scopes one). The reports state each with its measured value, "
+        "goodput and attainment; exit code 4 when one fails (see docs/slo.md)",
+    )
+    _add(
+        g,
+        "--capacity-search",
+        action="store_true",
+        include_in_web_ui=False,  # the shape is set up at start-up, not per run
+        default=False,
+        env_var="LLM_CAPACITY_SEARCH",
+        help="Find the largest user count at which --slo holds: levels from --capacity-start doubling up to "
+        "--capacity-max, then bisected; each level warms up, then measures --level-requests requests (replaces "
+        "-u/-r/-t; see docs/slo.md)",
+    )
+    _add(g, "--capacity-start", include_in_web_ui=False, type=int, default=1, env_var="LLM_CAPACITY_START",
+         help="Users of the capacity search's first level. Default: 1")  # fmt: skip
+    _add(g, "--capacity-max", include_in_web_ui=False, type=int, default=256, env_var="LLM_CAPACITY_MAX",
+         help="Most users the capacity search tries. Default: 256")  # fmt: skip
+    _add(g, "--level-requests", include_in_web_ui=False, type=int, default=100, env_var="LLM_LEVEL_REQUESTS",
+         help="Requests measured at each capacity-search level, after its warm-up. Default: 100")  # fmt: skip
+    _add(g, "--level-warmup", include_in_web_ui=False, type=float, default=5.0, env_var="LLM_LEVEL_WARMUP",
+         help="Seconds of each capacity-search level (once all its users run) not measured. Default: 5")  # fmt: skip
+    _add(g, "--level-timeout", include_in_web_ui=False, type=float, default=300.0, env_var="LLM_LEVEL_TIMEOUT",
+         help="Seconds a capacity-search level may take to measure its requests before it counts as broken. "
+         "Default: 300")  # fmt: skip

@@ -27,7 +27,7 @@ TOKEN_METRICS = ("input_tokens", "output_tokens", "total_tokens", "reasoning_tok
 REPORT_FIELDS = (
     "target", "api", "prompt", "status", "error_class", "error", *LATENCY_METRICS, *TOKEN_METRICS, "cost_usd",
     "cost_source", "itl_us", "itl_rule", "token_events", "input_tokens_source", "output_tokens_source", "t0_ns",
-    "elapsed_ms",
+    "elapsed_ms", "timestamp",
 )  # fmt: skip
 _unknown = set(REPORT_FIELDS) - set(FIELDS)
 if _unknown:  # a renamed record field must be renamed here too
@@ -281,7 +281,7 @@ def render_console(summary: dict[str, Any], folder: Path | None) -> str:
     if run.get("complete") is False:
         out.append("INCOMPLETE: " + "; ".join(run.get("incomplete_reasons") or ["records are missing"]))
     if folder is not None:
-        out.append(f"Reports: {folder}/ (summary.txt, summary.json, summary.csv, requests.csv)")
+        out.append(f"Reports: {folder}/ (summary.txt, summary.json, summary.csv, requests.csv, report.html)")
     return "\n".join(out)
 
 

@@ -15,6 +15,8 @@ with a web UI (a local runner or a master) and uses Locust's own extension point
   ``llm/summary.csv``         per-prompt CSV (``summary.csv``'s columns) computed now from the run's records
   ``llm/summary.json``        the JSON summary (``summary.json``'s schema) computed now
   ``llm/requests.csv``        the run's per-request log as written so far
+  ``llm/report.html``         the run's self-contained HTML report (:mod:`llm_locust.htmlreport`), once the run
+                              has stopped and written it
   ==========================  ==============================================================================
 
 * a small script added to Locust's page that shows an "LLM charts" link while the LLM tab is open;
@@ -78,6 +80,7 @@ DOWNLOADS = (
     ("llm/summary.csv", "Download LLM per-prompt CSV (summary.csv)"),
     ("llm/summary.json", "Download LLM summary JSON (summary.json)"),
     ("llm/requests.csv", "Download LLM per-request CSV (requests.csv)"),
+    ("llm/report.html", "LLM HTML report (report.html, once the run has stopped)"),
 )
 
 
@@ -112,6 +115,7 @@ def register(environment: Any) -> None:
         ("/llm/summary.csv", ui.summary_csv),
         ("/llm/summary.json", ui.summary_json),
         ("/llm/requests.csv", ui.requests_csv),
+        ("/llm/report.html", ui.report_html),
     ):
         bp.add_url_rule(rule, endpoint=view.__name__, view_func=auth(view))
     web_ui.app.register_blueprint(bp)
@@ -256,6 +260,17 @@ class LLMWebUI:
         data = Path(path).read_bytes()
         data = data[: data.rfind(b"\n") + 1]  # the file may be mid-row while the run goes
         return _attachment(data, "text/csv", f"llm_{run.run_id}_requests.csv")
+
+    def report_html(self) -> Response:
+        from .htmlreport import FILENAME
+
+        run = self.run()
+        path = getattr(run.recorder, "csv_path", None) if run is not None else None
+        report = Path(path).parent / FILENAME if path is not None else None
+        if report is None or not report.is_file():
+            return _no_store(Response("The HTML report is written when the run stops.\n", status=404,
+                                      mimetype="text/plain"))  # fmt: skip
+        return _no_store(Response(report.read_bytes(), mimetype="text/html; charset=utf-8"))
 
     # ------------------------------------------------------------ Locust's own pages
 

@@ -596,6 +596,27 @@ def test_jitter_is_deterministic_and_never_early() -> None:
     assert max(abs(x - y) for x, y in zip(a, [p + 1_000 for p in plain], strict=True)) <= 3_000_000
 
 
+def test_queue_model_ttft_grows_with_requests_in_flight(tmp_path: Path) -> None:
+    """--ttft-per-active-ms: each request's first token is due ttft + per_active * (others in flight) after it."""
+    assert make_script(MockConfig(ttft_ms=10, ttft_per_active_ms=4), 0, 1, others=3).ttft_ns == 22_000_000
+    log = tmp_path / "sends.jsonl"
+    body = json.dumps(chat_body(max_tokens=2)).encode()
+    with mock(ttft_ms=100, ttft_per_active_ms=300, send_log=str(log)) as srv:
+        socks = []
+        for _ in range(3):  # each opened once the ones before it are in flight (their head and role chunk read)
+            sock = socket.create_connection(("127.0.0.1", srv.port), timeout=TIMEOUT)
+            sock.sendall(f"POST {CHAT} HTTP/1.1\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+            sock.recv(65536)
+            socks.append(sock)
+        for sock in socks:
+            while b"[DONE]" not in sock.recv(65536):
+                pass
+            sock.close()
+    waits = [(x["t_first_token_ns"] - x["t_recv_ns"]) / 1e6 for x in read_log(log)]
+    assert len(waits) == 3
+    assert all(w >= 100 + 300 * i for i, w in enumerate(waits))  # never early: 100, 400, 700 ms
+
+
 # -- connections and concurrency --------------------------------------------------------------------
 
 

@@ -92,9 +92,9 @@ def test_no_host_starts_the_mock_server_and_writes_all_reports(locust_run):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "embedded mock LLM server" in run.stderr
     assert "LLM summary: mock-model @ http://127.0.0.1:" in run.stdout
-    assert run.stdout.rstrip().endswith("requests.csv, server_metrics.csv)"), "our summary is the last thing printed"
+    assert run.stdout.rstrip().endswith("requests.csv, server_metrics.csv, report.html)"), "our summary is last"
     names = {p.name for p in run.folder.iterdir()}
-    assert names == {"summary.txt", "summary.json", "summary.csv", "requests.csv", "server_metrics.csv"}
+    assert names == {"summary.txt", "summary.json", "summary.csv", "requests.csv", "server_metrics.csv", "report.html"}
     text = (run.folder / "summary.txt").read_text()
     assert text.startswith("Benchmark Results for mock-model @ http://127.0.0.1:")
     assert "Summary Metrics (Average)" in text and "Time to First Token:" in text and " ms" in text

@@ -18,9 +18,12 @@ CSV on stdout, nothing else there), and adds to the run's report folder the per-
 
 Exit codes: 0 all requests succeeded, 1 some failed, 2 bad flags or missing keys (before any request).
 
+``llm-benchmark compare RUN_A RUN_B`` compares two finished runs instead (:mod:`.compare`; exit 4 on a regression).
+
 The modules, one job each: :mod:`.args` (flags, ``--config``, :class:`~.args.UsageError`), :mod:`.plan` (what to
 run, the API of a URL from the catalog), :mod:`.launch` (the Locust run in a subprocess, its report folder from
-the run-info file), :mod:`.output` (stdout and the request logs, from ``summary.json``), :mod:`.plots` (``--plot``).
+the run-info file), :mod:`.output` (stdout and the request logs, from ``summary.json``), :mod:`.plots` (``--plot``),
+:mod:`.compare` (the ``compare`` subcommand).
 """
 
 from __future__ import annotations
@@ -42,12 +45,17 @@ __all__ = ["BenchPlan", "UsageError", "build_parser", "infer_api", "main", "pars
 def main(argv: Sequence[str] | None = None) -> int:
     from rich.console import Console
 
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in[:1] == ["compare"]:
+        from .compare import main as compare_main
+
+        return compare_main(args_in[1:])
     err_console = Console(stderr=True)
     try:
         from dotenv import load_dotenv
 
         load_dotenv(Path.cwd() / ".env", override=False)
-        args = parse_args(argv)
+        args = parse_args(args_in)
         if args.locust_options:
             from ..options import describe
 

@@ -19,6 +19,7 @@ class MockConfig:
     host: str = "127.0.0.1"
     port: int = 0  # 0 = let the OS pick a free port
     ttft_ms: float = 50.0  # time from the request being read to the first token
+    ttft_per_active_ms: float = 0.0  # added to TTFT per other generation request in flight (a queue model)
     itl_ms: float = 10.0  # inter-token latency, per token (a chunk of k tokens follows k * itl_ms later)
     output_tokens: int = 64  # tokens per response, unless the request asks for fewer
     tokens_per_chunk: int = 1  # tokens carried by each streamed chunk
@@ -42,7 +43,7 @@ class MockConfig:
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.fault!r}; choose from {', '.join(FAULT_KINDS)}")
-        for name in ("ttft_ms", "itl_ms", "jitter_ms", "keepalive_ms"):
+        for name in ("ttft_ms", "ttft_per_active_ms", "itl_ms", "jitter_ms", "keepalive_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         for name in ("output_tokens", "reasoning_tokens", "thinking_tokens", "fault_after_tokens", "retry_after",
@@ -59,6 +60,8 @@ _HELP = {
     "host": "address to listen on (default %(default)s)",
     "port": "port to listen on; 0 picks a free port (default %(default)s)",
     "ttft_ms": "time to first token in ms, from the request being fully read (default %(default)s)",
+    "ttft_per_active_ms": "queue model: TTFT grows by this many ms for every other generation request in flight "
+    "when a request arrives, so latency grows with load (default %(default)s = off)",
     "itl_ms": "inter-token latency in ms, per token (default %(default)s)",
     "output_tokens": "output tokens per response; the request's max_tokens / num_predict can lower it "
     "(default %(default)s)",

@@ -149,7 +149,7 @@ def _run(
         rec.fault = fault
     rec.model, rec.stream, rec.prompt_tokens = greq.model, greq.stream, greq.prompt_tokens
     rec.reasoning_asked = greq.reasoning_asked
-    script = make_script(cfg, req.t_recv_ns, seq, greq.limit, reasoning_wanted(cfg, greq, proto))
+    script = make_script(cfg, req.t_recv_ns, seq, greq.limit, reasoning_wanted(cfg, greq, proto), stats["active"] - 1)
     rec.finish_reason = script.finish_reason
     reply = Reply(seq, rec.request_id, int(time.time()), greq.prompt_tokens, req.t_recv_ns,
                   tokens=script.tokens, reasoning_tokens=script.reasoning_tokens,

@@ -103,12 +103,14 @@ class Script:
 
 
 def make_script(
-    cfg: MockConfig, t_recv_ns: int, seq: int, limit: int | None = None, reasoning: int | None = None
+    cfg: MockConfig, t_recv_ns: int, seq: int, limit: int | None = None, reasoning: int | None = None, others: int = 0
 ) -> Script:
     """Plan the reply to request number ``seq`` that was fully read at ``t_recv_ns``.
 
     ``limit`` is the request's own cap on output tokens (``max_tokens``, ``num_predict``), if any;
-    ``reasoning`` the reasoning tokens the reply starts with (default ``cfg.reasoning_tokens``; at most all of them).
+    ``reasoning`` the reasoning tokens the reply starts with (default ``cfg.reasoning_tokens``; at most all of them);
+    ``others``: the other generation requests in flight when this one arrived (TTFT grows by ``ttft_per_active_ms``
+    for each: a queue model).
     """
     n = cfg.output_tokens
     finish = "stop"
@@ -117,7 +119,7 @@ def make_script(
     r = min(cfg.reasoning_tokens if reasoning is None else reasoning, n)
     jitter_ns = int(cfg.jitter_ms * 1e6)
     seed = f"{cfg.seed}:{seq}"
-    ttft_ns = int(cfg.ttft_ms * 1e6)
+    ttft_ns = int((cfg.ttft_ms + cfg.ttft_per_active_ms * max(others, 0)) * 1e6)
     first = t_recv_ns + ttft_ns
     if jitter_ns:
         first = max(t_recv_ns, first + random.Random(seed).randint(-jitter_ns, jitter_ns))

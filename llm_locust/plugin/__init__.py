@@ -17,7 +17,8 @@ Usage, in a locustfile (the bundled ``locustfile.py`` does exactly this)::
   :class:`~.session.LLMSession` (``environment.llm_plugin``), which holds the environment's state and adds its
   other listeners (spawning, reports to the master, quit) to ``environment.events``. On a local runner or master
   it then checks every input (:mod:`.validate`: one line and exit code 2 on a problem), starts the embedded mock
-  server when there is no ``--host`` and no ``--targets`` (:mod:`.mock`), wires a master to its workers
+  server when there is no ``--host`` and no ``--targets`` (:mod:`.mock`), makes ``--capacity-search``'s
+  :class:`~llm_locust.capacity.CapacityShape` the load shape, wires a master to its workers
   (:mod:`.master`) and adds the web UI's LLM tab (:mod:`llm_locust.webui`);
 * ``test_start``, ``test_stop``, ``quitting``: hand the event to the environment's session (listened to from
   here, so that they run before a locustfile's own listeners, and at quitting after the master's).
@@ -82,6 +83,11 @@ def on_init(environment: Any, runner: Any = None, **_: Any) -> None:
         session.wire_master(runner)
     check_options(opts, environment.host)
     start_exporter(environment, opts)  # our /metrics on --metrics-port (llm_locust.exporter)
+    if getattr(opts, "capacity_search", False):
+        from ..capacity import CapacityShape
+
+        environment.shape_class = CapacityShape(opts)
+        environment.shape_class.runner = runner
     if not opts.targets and not environment.host:
         session.mock = mock.start(environment, opts)
     _preload()

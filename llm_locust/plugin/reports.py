@@ -1,4 +1,5 @@
-"""The reports at the end of a run: ``summary.txt``, ``summary.json``, ``summary.csv`` and the console summary.
+"""The reports at the end of a run: ``summary.txt``, ``summary.json``, ``summary.csv``, ``report.html`` and the
+console summary.
 
 :func:`run_summary` is the summary.json document of a run's records: :func:`llm_locust.report.summarize` plus, per
 target, what ``llm-benchmark``'s per-provider table shows and the per-target statistics do not hold (see
@@ -6,8 +7,11 @@ target, what ``llm-benchmark``'s per-provider table shows and the per-target sta
 
 :func:`write_run_reports` writes the three files into the run's folder (beside ``requests.csv``) and returns the
 one-screen summary to print, with the server's metrics (``server`` in summary.json, ``server_metrics.csv``, a block
-in summary.txt and the console; see :mod:`llm_locust.servermetrics`) when they were scraped; ``--run-info`` gets
-``done: true`` once they are on disk.
+in summary.txt and the console; see :mod:`llm_locust.servermetrics`) when they were scraped, and the run's answers
+(:func:`add_answers`): run validity (``run.valid``, from the processes' :mod:`~llm_locust.validity` summaries), the
+``--slo`` verdict (:mod:`llm_locust.slo`) and a capacity search's levels (:mod:`llm_locust.capacity`, also
+``capacity.csv``); then the self-contained ``report.html`` (:mod:`llm_locust.htmlreport`). :func:`exit_code` is the
+process exit code these answers ask for. ``--run-info`` gets ``done: true`` once everything is on disk.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from typing import Any
 
 import locust
 
-from .. import __version__, runinfo, servermetrics
+from .. import __version__, capacity, htmlreport, runinfo, servermetrics, slo, validity
 from ..measure.record import STATUS_CANCELLED, STATUS_OK, Record
-from ..report import render_console, summarize, write_reports
+from ..report import frame, render_console, run_window, summarize, write_reports
 from ..run import LLMRun
 
 #: summary.json ``targets[]`` fields added here: the target's model, and the means over successful requests of
@@ -78,26 +82,73 @@ def run_meta(run: LLMRun, opts: Namespace, users: int, books: dict[str, Any]) ->
     }
 
 
-def write_run_reports(run: LLMRun, opts: Namespace, users: int, books: dict[str, Any]) -> str:
-    """Write the run's summary files; return the console summary."""
+def add_answers(
+    summary: dict[str, Any], df: Any, opts: Namespace, health: dict[str, Any], search: Any = None
+) -> list[str]:
+    """Add ``run.valid``/``run.validity``, ``slo`` and ``capacity`` to ``summary``; return their text lines."""
+    valid, warnings = validity.verdict(health)
+    summary["run"]["valid"] = valid
+    summary["run"]["validity"] = {"processes": health, "warnings": warnings}
+    lines = [f"RUN INVALID: {w}" for w in warnings]
+    if getattr(opts, "slo", None) and search is None:  # a search judges each level, not the whole run
+        try:
+            objectives = slo.parse(opts.slo)  # checked at init; typed into the web UI's form it is checked here
+        except slo.SLOError as e:
+            lines.append(f"SLO not judged: {e}")
+        else:
+            summary["slo"] = slo.evaluate(objectives, df, run_window(df))
+            lines.append(slo.render(summary["slo"]))
+    if search is not None:
+        summary["capacity"] = search.result()
+        lines.append(capacity.render(summary["capacity"]))
+    return lines
+
+
+def exit_code(summary: dict[str, Any]) -> int | None:
+    """The exit code the run's answers ask for: :data:`~llm_locust.slo.EXIT_SLO_FAILED` when an objective (or the
+    capacity search's first level) failed, 0 when the objectives held, None without ``--slo``."""
+    verdicts = [block["pass"] for block in (summary.get("slo"), summary.get("capacity")) if block]
+    if not verdicts:
+        return None
+    return 0 if all(verdicts) else slo.EXIT_SLO_FAILED
+
+
+def write_run_reports(
+    run: LLMRun,
+    opts: Namespace,
+    users: int,
+    books: dict[str, Any],
+    health: dict[str, Any] | None = None,
+    search: Any = None,
+) -> tuple[str, dict[str, Any]]:
+    """Write the run's summary files and report.html; return the console summary and the summary document.
+
+    ``health``: per process, its :meth:`validity.Monitor.summary <llm_locust.validity.Monitor.summary>`;
+    ``search``: the run's :class:`~llm_locust.capacity.CapacityShape`, if it ran one."""
     folder = run.recorder.csv_path.parent
-    summary = run_summary(run.recorder.records, run_meta(run, opts, users, books), [p.name for p in run.prompts])
+    records = run.recorder.records
+    summary = run_summary(records, run_meta(run, opts, users, books), [p.name for p in run.prompts])
     server = run.server.section(summary) if run.server is not None else None
     if server is not None:
         summary["server"] = server
         run.server.write_csv(folder)
+    df = frame(records)
+    lines = add_answers(summary, df, opts, health or {}, search)
     write_reports(folder, summary)
     server_text = servermetrics.render_text(server)
-    if server_text:  # the server's block, after the client's figures
+    extra = [server_text.rstrip("\n")] if server_text else []  # the server's block, after the client's figures
+    extra += lines
+    if extra:
         with (folder / "summary.txt").open("a", encoding="utf-8") as f:
-            f.write("\n" + server_text)
+            f.write("\n" + "\n".join(extra) + "\n")
+    if search is not None:
+        capacity.write_csv(folder / "capacity.csv", summary["capacity"])
+    history = list(run.live.history) if run.live else []
+    started = run.live.started if run.live else None
+    htmlreport.write(folder / htmlreport.FILENAME, summary, df, history, started, run.secrets())
     if getattr(opts, "run_info", None):
         runinfo.write(opts.run_info, run.run_id, folder, done=True)
-    console = render_console(summary, folder)
-    if not server_text:
-        return console
-    head, sep, files = console.rpartition("\nReports: ")  # the server's block goes before the files line
-    if not sep:
-        return console + "\n" + server_text.rstrip("\n")
-    files = files.replace("requests.csv)", f"requests.csv, {servermetrics.CSV_NAME})")
-    return head + "\n" + server_text.rstrip("\n") + sep + files
+    head, _, reports_line = render_console(summary, folder).rpartition("\n")
+    if server_text:
+        reports_line = reports_line.replace("requests.csv", f"requests.csv, {servermetrics.CSV_NAME}", 1)
+    return "\n".join([head, *extra, reports_line]), summary  # the folder's line stays the last one

@@ -17,6 +17,11 @@ the console summary kept for ``quit``. The run itself is ``environment.llm_run``
   at ``quit`` in headless runs, so that it comes after Locust's own tables;
 * ``quitting``: :meth:`LLMSession.on_quitting` stops the embedded mock server.
 
+Every process samples its own event-loop lag and CPU from test start to stop (:mod:`llm_locust.validity`); a worker
+sends its figures to the master (``llm_health``) before its final records. The answers of the reports (validity,
+``--slo``, a capacity search) set the process exit code (:func:`.reports.exit_code`) unless an earlier problem
+set one.
+
 When several environments share one ``Events`` object (Locust's global one), listeners whose event names its
 environment act only for their own; give each environment its own ``Events()`` to keep them fully apart.
 """
@@ -30,13 +35,14 @@ from typing import Any
 import gevent
 from locust.runners import MasterRunner, WorkerRunner
 
-from .. import distributed, headroom, runinfo
+from .. import distributed, headroom, runinfo, validity
+from ..capacity import CapacityShape
 from ..live import LiveView
 from ..run import ATTR, LLMRun
 from ..servermetrics import ServerMetrics
 from . import master, sampler
 from .mock import EmbeddedMock
-from .reports import write_run_reports
+from .reports import exit_code, write_run_reports
 from .resolve import build_run
 from .validate import INPUT_ERRORS
 
@@ -62,7 +68,9 @@ class LLMSession:
         self.peak_users = 0
         self.sampler: gevent.Greenlet | None = None
         self.pending_console: str | None = None
-        self._stopped_run: LLMRun | None = None
+        self.monitor: validity.Monitor | None = None
+        self.health: dict[str, dict[str, Any]] = {}  # per worker, its validity summary (on a master)
+        self.stopped_run: LLMRun | None = None
         setattr(environment, SESSION_ATTR, self)
         events = environment.events
         events.spawning_complete.add_listener(self.on_spawning_complete)
@@ -73,6 +81,10 @@ class LLMSession:
     def wire_master(self, runner: Any) -> None:
         self.collector = distributed.Collector()
         self.run_time = master.wire_master(self.environment, runner, self.environment.parsed_options, self.collector)
+        runner.register_message(validity.MSG_HEALTH, self.on_health)
+
+    def on_health(self, msg: Any, **_: Any) -> None:
+        self.health[f"worker {msg.node_id}"] = msg.data
 
     @property
     def run(self) -> LLMRun | None:
@@ -97,6 +109,10 @@ class LLMSession:
             return
         setattr(environment, ATTR, run)
         self.peak_users = 0
+        self.health = {}
+        if self.monitor is not None:
+            self.monitor.stop()
+        self.monitor = validity.start()
         runner = environment.runner
         opts = environment.parsed_options
         if not isinstance(runner, WorkerRunner):
@@ -108,6 +124,9 @@ class LLMSession:
             run.server = ServerMetrics.for_run(opts, run.targets)
             if run.server is not None:
                 run.server.start()  # the baseline scrape, before any user is spawned
+            shape = environment.shape_class
+            if isinstance(shape, CapacityShape):
+                shape.attach(run)
         if isinstance(runner, MasterRunner):
             if self.collector is not None:
                 self.collector.reset(run.recorder)
@@ -151,14 +170,17 @@ class LLMSession:
 
     def on_test_stop(self, environment: Any, **_: Any) -> None:
         run = self.run
-        if environment is not self.environment or run is None or run is self._stopped_run:
-            return  # the last: a second test_stop of the same run (Locust fires one per overlapping quit() call)
-        self._stopped_run = run
+        if environment is not self.environment or run is None or run is self.stopped_run:
+            return  # a second test_stop of the same run (Locust fires one per overlapping quit() call)
+        self.stopped_run = run
         run.books.drain()  # book every request still waiting for its bookkeeping, before the books are read
         runner = environment.runner
         if not isinstance(runner, MasterRunner):
             environment.events.request.remove_listener(run.recorder.on_request)
+        health = self.monitor.stop() if self.monitor is not None else {}
+        self.monitor = None
         if isinstance(runner, WorkerRunner):  # ship what is left with the final count; the master writes the reports
+            runner.send_message(validity.MSG_HEALTH, health)
             rows = distributed.pack(run.recorder.drain())
             runner.send_message(distributed.MSG_FINAL, {"rows": rows, "total": run.recorder.count})
             run.recorder.close()
@@ -175,7 +197,12 @@ class LLMSession:
             run.server.stop()  # the last scrape, after the last request
         run.recorder.close()
         users = max(self.peak_users, getattr(runner, "user_count", 0) or 0)
-        console = write_run_reports(run, environment.parsed_options, users, books)
+        processes = {("master" if isinstance(runner, MasterRunner) else "local"): health, **self.health}
+        shape = environment.shape_class if isinstance(environment.shape_class, CapacityShape) else None
+        console, summary = write_run_reports(run, environment.parsed_options, users, books, processes, shape)
+        code = exit_code(summary)
+        if code is not None and environment.process_exit_code is None and summary["run"].get("complete") is not False:
+            environment.process_exit_code = code
         if environment.parsed_options.headless:
             self.pending_console = console
         else:

@@ -18,6 +18,8 @@ from ..protocols import EndpointError, TemplateError, check_endpoint
 from ..protocols.custom import load_template
 from ..reasoning import parse_reasoning
 from ..servermetrics import check_url
+from ..slo import SLOError, check_names
+from ..slo import parse as parse_slo
 from ..targets import TargetFileError, load_targets
 
 #: the errors a bad input file raises, each with a message that names the file and the fix
@@ -33,18 +35,19 @@ def fail(message: str) -> NoReturn:
 def check_options(opts: Namespace, host: str | None) -> None:
     """Load every input file and check every flag once; :func:`fail` on the first problem."""
     try:
-        load_prompts(opts.prompt_file)
+        prompts = load_prompts(opts.prompt_file)
         if opts.prices:
             load_price_file(opts.prices)
-        if opts.targets:
-            load_targets(opts.targets)
+        targets = [t.name for t in load_targets(opts.targets)] if opts.targets else [opts.llm_api]
+        if getattr(opts, "slo", None):
+            check_names(parse_slo(opts.slo), [p.name for p in prompts], targets)
         if opts.llm_api == "custom" or opts.template:
             if not opts.template:
                 raise TemplateError("--llm-api custom needs --template FILE describing the endpoint (see examples/)")
             load_template(opts.template)
         if host and opts.model and not opts.targets:
             check_endpoint(opts.llm_api, host, opts.model)  # e.g. a gateway's API on a host that is no gateway
-    except INPUT_ERRORS as e:
+    except (*INPUT_ERRORS, SLOError) as e:
         fail(str(e))
     if opts.token_limit is not None and opts.token_limit <= 0:
         fail(f"--token-limit must be a positive integer (got {opts.token_limit}); drop it to use the server's default")
@@ -62,6 +65,8 @@ def check_options(opts: Namespace, host: str | None) -> None:
     server_metrics = getattr(opts, "server_metrics", None)
     if server_metrics and (problem := check_url(server_metrics)):
         fail(problem)
+    if getattr(opts, "capacity_search", False):
+        check_capacity_options(opts)
     if not opts.targets and host and not opts.model and opts.headless:
         fail("--model is required with --host: name the model the endpoint serves (e.g. --model llama3)")
 
@@ -92,3 +97,18 @@ def optional_positive_int(value: Any, flag: str) -> int | None:
     if number <= 0:
         raise ValueError(f"{flag} must be a positive integer (got {value!r})")
     return number
+
+
+def check_capacity_options(opts: Namespace) -> None:
+    """The flags of ``--capacity-search``; :func:`fail` on the first problem."""
+    if not opts.slo:
+        fail('--capacity-search needs --slo: the objectives each level must meet (e.g. --slo "ttft_p99=500ms")')
+    if opts.max_requests:
+        fail("--capacity-search runs levels of --level-requests requests each: drop --max-requests")
+    for flag in ("capacity_start", "capacity_max", "level_requests"):
+        if getattr(opts, flag) <= 0:
+            fail(f"--{flag.replace('_', '-')} must be a positive integer (got {getattr(opts, flag)})")
+    if opts.capacity_start > opts.capacity_max:
+        fail(f"--capacity-start ({opts.capacity_start}) is above --capacity-max ({opts.capacity_max})")
+    if opts.level_warmup < 0 or opts.level_timeout <= 0:
+        fail("--level-warmup must be >= 0 and --level-timeout > 0 seconds")

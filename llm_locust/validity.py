@@ -1,0 +1,147 @@
+"""Run validity: did the load generator itself distort the run? Event-loop lag and CPU of every process.
+
+Every llm-locust process (local runner, master, each worker) runs a :class:`Monitor` greenlet from test start to
+test stop. It sleeps :data:`TICK_S` and books how late it woke up (the *event-loop lag*: while the loop is busy
+with other greenlets, every stream's next line waits that long before its time is taken, so TTFT and ITL figures
+may be late by up to that), and about every :data:`CPU_EVERY_S` s the process's CPU use (``psutil``, % of one core).
+Memory is bounded: lag goes into a log-bucket histogram (:class:`LagHistogram`, 10 % resolution), CPU into a fixed
+array of per-percent counts.
+
+A worker sends its :meth:`Monitor.summary` to the master (message :data:`MSG_HEALTH`, just before its final
+records); :func:`verdict` judges every process and gives summary.json's ``run.valid`` and ``run.validity``::
+
+    "valid": false,
+    "validity": {"processes": {"worker a1b2": {"loop_lag_ms": {"p50": 0.2, "p99": 21.3, "max": 40.1, ...},
+                                              "cpu_percent": {"mean": 98.2, "p95": 100.0, ...}}, ...},
+                 "warnings": ["worker a1b2 at 98% CPU, loop lag p99 21.3 ms: TTFT figures may be late by up to
+                               that; add worker processes (--processes N or more workers)"]}
+
+A process is distorting the run when its mean CPU is at least :data:`CPU_LIMIT` % of a core (its loop is never
+idle, so every measurement waits its turn) or its loop-lag p99 is at least :data:`LAG_LIMIT_MS`. ``run.valid`` does
+not change the exit code; CI checks it (``jq -e .run.valid summary.json``). Open-loop send lag is not measured:
+load is closed-loop (users) until open-loop load exists.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import gevent
+
+TICK_S = 0.1
+CPU_EVERY_S = 1.0  # CPU is sampled at the first tick at least this long after the last sample
+CPU_LIMIT = 90.0
+LAG_LIMIT_MS = 10.0
+MSG_HEALTH = "llm_health"
+_GROWTH = math.log(1.1)
+_FLOOR_MS = 0.01
+
+
+class LagHistogram:
+    """Counts of values (ms) in log buckets 10 % wide from 0.01 ms: a quantile is within 10 % (rounded up)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.n = 0
+        self.max = 0.0
+        self.total = 0.0
+
+    def add(self, ms: float) -> None:
+        key = int(math.log(max(ms, _FLOOR_MS) / _FLOOR_MS) / _GROWTH)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        self.n += 1
+        self.total += ms
+        self.max = max(self.max, ms)
+
+    def quantile(self, q: float) -> float | None:
+        if not self.n:
+            return None
+        rank = q * (self.n - 1)
+        seen = 0
+        for key in sorted(self.counts):
+            seen += self.counts[key]
+            if seen > rank:
+                return min(_FLOOR_MS * math.exp((key + 1) * _GROWTH), self.max)
+        return self.max
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "samples": self.n,
+            "mean": self.total / self.n if self.n else None,
+            "p50": self.quantile(0.5),
+            "p99": self.quantile(0.99),
+            "max": self.max if self.n else None,
+        }
+
+
+class Monitor:
+    """The sampling greenlet of one process; :meth:`stop` ends it and returns :meth:`summary`."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.lag = LagHistogram()
+        self.cpu = [0] * 101  # counts of samples per whole percent of one core (clipped at 100)
+        self._process = psutil.Process()
+        self._process.cpu_percent(None)  # the first call starts the interval
+        self._greenlet = gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        last_cpu = time.perf_counter()
+        while True:
+            before = time.perf_counter()
+            gevent.sleep(TICK_S)
+            now = time.perf_counter()
+            self.lag.add(max(0.0, (now - before - TICK_S) * 1000.0))
+            if now - last_cpu >= CPU_EVERY_S:
+                self.cpu[min(100, round(self._process.cpu_percent(None)))] += 1
+                last_cpu = now
+
+    def cpu_summary(self) -> dict[str, Any]:
+        n = sum(self.cpu)
+        if not n:
+            return {"samples": 0, "mean": None, "p95": None, "max": None}
+        mean = sum(p * c for p, c in enumerate(self.cpu)) / n
+        seen, p95 = 0, 0
+        for p, c in enumerate(self.cpu):
+            seen += c
+            if seen >= 0.95 * n:
+                p95 = p
+                break
+        top = max(p for p, c in enumerate(self.cpu) if c)
+        return {"samples": n, "mean": mean, "p95": float(p95), "max": float(top)}
+
+    def summary(self) -> dict[str, Any]:
+        return {"loop_lag_ms": self.lag.summary(), "cpu_percent": self.cpu_summary()}
+
+    def stop(self) -> dict[str, Any]:
+        self._greenlet.kill(block=False)
+        return self.summary()
+
+
+def start() -> Monitor:
+    return Monitor()
+
+
+def verdict(processes: dict[str, dict[str, Any]]) -> tuple[bool, list[str]]:
+    """``(valid, warnings)`` for the per-process summaries (name -> :meth:`Monitor.summary`)."""
+    warnings = []
+    for name, health in processes.items():
+        if not health:
+            continue
+        cpu = (health.get("cpu_percent") or {}).get("mean")
+        lag = (health.get("loop_lag_ms") or {}).get("p99")
+        busy = cpu is not None and cpu >= CPU_LIMIT
+        late = lag is not None and lag >= LAG_LIMIT_MS
+        if busy or late:
+            cpu_text = "n/a" if cpu is None else f"{cpu:.0f}%"
+            lag_text = "n/a" if lag is None else f"{lag:.1f} ms"
+            fix = ("add worker processes (--processes N, or more workers) or fewer users per process"
+                   if name != "master" else "give the master its own core (it should run no users)")  # fmt: skip
+            warnings.append(
+                f"{name} at {cpu_text} CPU, loop lag p99 {lag_text}: TTFT and ITL figures may be late by up to "
+                f"that; {fix}"
+            )
+    return not warnings, warnings
