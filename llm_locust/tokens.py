@@ -6,8 +6,9 @@ names tiktoken does not know: an approximation for non-OpenAI models, and labell
 
 tiktoken downloads its encoding files on first use, with no timeout. Before asking it, we look for the file in
 tiktoken's cache (``TIKTOKEN_CACHE_DIR``, ``DATA_GYM_CACHE_DIR`` or ``$TMPDIR/data-gym-cache``) and, if it is not
-there, check within a few seconds that the download host answers. Offline, counts fall back at once to an
-estimate (about four characters a token) and their source says ``estimate``.
+there, check that the download host answers within three seconds, name lookup included (in a thread we stop
+waiting for, so a resolver that never answers cannot hold the run). Offline, counts fall back to an estimate
+(about four characters a token) and their source says ``estimate``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import threading
 
 logger = logging.getLogger(__name__)
 
@@ -57,13 +59,23 @@ def cache_path(encoding: str) -> str:
 
 
 def _download_host_answers(encoding: str, timeout: float = 3.0) -> bool:
+    """Whether tiktoken's download host answers within ``timeout`` seconds in all (requests' own timeout covers
+    neither the name lookup nor the whole exchange, hence the thread)."""
     import requests
 
-    try:
-        requests.head(_BLOB.format(_FILES.get(encoding, encoding)), timeout=timeout)
-        return True
-    except requests.RequestException:
-        return False
+    answered: list[bool] = []
+
+    def probe() -> None:
+        try:
+            requests.head(_BLOB.format(_FILES.get(encoding, encoding)), timeout=timeout)
+            answered.append(True)
+        except requests.RequestException:
+            pass
+
+    thread = threading.Thread(target=probe, name="tiktoken-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(answered)
 
 
 @functools.lru_cache(maxsize=8)

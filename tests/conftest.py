@@ -24,6 +24,24 @@ SHARED_TIKTOKEN = ROOT.parent / "shared" / "tiktoken"
 if "TIKTOKEN_CACHE_DIR" not in os.environ and SHARED_TIKTOKEN.is_dir():
     os.environ["TIKTOKEN_CACHE_DIR"] = str(SHARED_TIKTOKEN)
 
+from llm_locust.tokens import ESTIMATE_SOURCE, cache_path  # noqa: E402  (reads TIKTOKEN_CACHE_DIR, set above)
+
+#: tiktoken's files are at hand (``TIKTOKEN_CACHE_DIR``), so local token counts are exact; else they are estimates
+#: and the tests of exact counts skip. Simulate a machine without them: ``TIKTOKEN_CACHE_DIR=$(mktemp -d) pytest``.
+TIKTOKEN_FILES = all(os.path.isfile(cache_path(e)) for e in ("o200k_base", "cl100k_base"))
+needs_tiktoken = pytest.mark.skipif(
+    not TIKTOKEN_FILES,
+    reason="tiktoken's o200k_base/cl100k_base files are not in TIKTOKEN_CACHE_DIR: exact local counts untestable",
+)
+
+
+def check_local_count(row: dict, key: str, n: int) -> None:
+    """``row[key]`` (a local token count) is ``n`` with tiktoken's files, else the marked estimate."""
+    if TIKTOKEN_FILES:
+        assert int(row[key]) == n, (key, row[key], n)
+    else:
+        assert row["local_tokens_source"] == ESTIMATE_SOURCE and int(row[key]) > 0, row
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nobody listens on right now."""

@@ -135,6 +135,7 @@ def test_config_file_and_flags_win(tmp_path, prompts, mock_server):
 
 
 def test_plot_writes_charts(tmp_path, prompts, mock_server):
+    pytest.importorskip("matplotlib", reason="--plot needs the optional matplotlib (pip install '.[plot]')")
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4")
     run = bench(tmp_path, "--endpoint", f"{mock.url}/v1", "--model", "m", "--plot")
     assert run.returncode == 0, run.stderr

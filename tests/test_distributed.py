@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +45,7 @@ class Cluster:
             for i in range(workers)
         ]
 
-    def wait(self, timeout: float = 90) -> int:
+    def wait(self, timeout: float = 180) -> int:
         code = self.master.wait(timeout=timeout)
         for w in self.workers:
             try:
@@ -84,6 +83,15 @@ class Cluster:
         return rows
 
 
+def _has_records_of(cluster: Cluster, worker: subprocess.Popen) -> bool:
+    """The master's requests.csv (it grows during the run) holds records of ``worker`` (ids start with its pid)."""
+    try:
+        rows = cluster.master_rows()
+    except (AssertionError, FileNotFoundError):  # no run folder yet
+        return False
+    return any(r["request_id"].split("-")[0][:-4] == f"{worker.pid:x}" for r in rows)
+
+
 def _assert_exact(cluster: Cluster, mock) -> dict:
     summary = cluster.summary()
     master = cluster.master_rows()
@@ -104,7 +112,7 @@ def _assert_exact(cluster: Cluster, mock) -> dict:
 
 def test_master_and_three_workers_headless_run_time(tmp_path, mock_server):
     mock = mock_server("--ttft-ms", "10", "--itl-ms", "2", "--output-tokens", "10")
-    cluster = Cluster(tmp_path, mock.url, workers=3, run_time="4s")
+    cluster = Cluster(tmp_path, mock.url, workers=3, run_time="10s")  # about -t itself: room for a busy machine
     try:
         assert cluster.wait() == 0, cluster.log[-3000:]
     finally:
@@ -118,9 +126,9 @@ def test_master_and_three_workers_headless_run_time(tmp_path, mock_server):
 
 def test_ctrl_c_on_the_master_still_collects_everything(tmp_path, mock_server):
     mock = mock_server("--ttft-ms", "10", "--itl-ms", "2", "--output-tokens", "10")
-    cluster = Cluster(tmp_path, mock.url, workers=2, run_time="60s", users=4)
+    cluster = Cluster(tmp_path, mock.url, workers=2, run_time="300s", users=4)
     try:
-        wait_for(lambda: len(mock.sent()) >= 20, 45, "requests")
+        wait_for(lambda: len(mock.sent()) >= 20, 120, "requests")
         cluster.master.send_signal(signal.SIGINT)
         cluster.wait()
     finally:
@@ -131,12 +139,14 @@ def test_ctrl_c_on_the_master_still_collects_everything(tmp_path, mock_server):
 
 def test_a_worker_killed_mid_run_is_reported_and_the_run_goes_on(tmp_path, mock_server):
     mock = mock_server("--ttft-ms", "10", "--itl-ms", "2", "--output-tokens", "10")
-    cluster = Cluster(tmp_path, mock.url, workers=3, run_time="9s")
+    cluster = Cluster(tmp_path, mock.url, workers=3, run_time="300s")
     try:
-        wait_for(lambda: len(mock.sent()) >= 40, 45, "requests")
-        time.sleep(3.5)  # at least one report from each worker has reached the master
         victim = cluster.workers[0]
+        wait_for(lambda: _has_records_of(cluster, victim), 120, "a report from the victim at the master")
         victim.kill()
+        sent = len(mock.sent())
+        wait_for(lambda: len(mock.sent()) >= sent + 20, 120, "requests after the kill")  # the run goes on
+        cluster.master.send_signal(signal.SIGINT)
         code = cluster.wait()
     finally:
         cluster.kill_all()
@@ -158,7 +168,9 @@ def test_a_worker_killed_mid_run_is_reported_and_the_run_goes_on(tmp_path, mock_
 
 def test_processes_mode(tmp_path, mock_server, locust_run):
     mock = mock_server("--ttft-ms", "10", "--itl-ms", "2", "--output-tokens", "10")
-    run = locust_run("--processes", "2", "-u", "4", "-r", "4", "-t", "4s", "-H", mock.url, "--model", "m",
+    port = str(free_port())  # not Locust's default 5557: other runs may be using it
+    run = locust_run("--processes", "2", "--master-bind-port", port, "--master-port", port,
+                     "-u", "4", "-r", "4", "-t", "10s", "-H", mock.url, "--model", "m",
                      "--prompt-file", "tests/data/prompts_small.yaml", json_stats=False)  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     runs = [p for p in run.report_dir.iterdir() if p.name != "workers"]

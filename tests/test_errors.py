@@ -32,7 +32,7 @@ FAULTS = [
 def test_fault_is_classified_and_counted(fault, api, error_class, status, mock_server, locust_run):
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "8", "--fault", fault,
                        "--fault-every", "3", "--retry-after", "7")  # fmt: skip
-    run = locust_run("-u", "2", "-r", "2", "-t", "2s", "-H", mock.url, "--model", "m", "--llm-api", api,
+    run = locust_run("-u", "2", "-r", "2", "--max-requests", "9", "-H", mock.url, "--model", "m", "--llm-api", api,
                      "--prompt-file", "tests/data/prompts_small.yaml")  # fmt: skip
     assert run.returncode == 1, "failures give Locust's usual exit code 1"
     assert "Traceback" not in run.stderr
@@ -41,7 +41,7 @@ def test_fault_is_classified_and_counted(fault, api, error_class, status, mock_s
     done = [r for r in rows if r["status"] != "cancelled"]
     failed = [r for r in done if r["status"] == "failed"]
     faulted = [r for r in done if sent[r["request_id"]]["fault"]]
-    assert len(done) >= 9
+    assert len(done) == 9 and len(failed) == 3
     assert {r["request_id"] for r in failed} == {r["request_id"] for r in faulted}
     for r in failed:
         assert r["error_class"] == error_class, r["error"]
@@ -59,11 +59,11 @@ def test_fault_is_classified_and_counted(fault, api, error_class, status, mock_s
 def test_timeout_is_a_classified_failure(mock_server, locust_run):
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4", "--fault", "hang",
                        "--fault-every", "2")  # fmt: skip
-    run = locust_run("-u", "1", "-r", "1", "-t", "3s", "-H", mock.url, "--model", "m", "--timeout", "0.5",
+    run = locust_run("-u", "1", "-r", "1", "--max-requests", "4", "-H", mock.url, "--model", "m", "--timeout", "0.5",
                      "--prompt-file", "tests/data/prompts_small.yaml")  # fmt: skip
     rows = _check_books(run, mock)
     failed = [r for r in rows if r["status"] == "failed"]
-    assert failed and {r["error_class"] for r in failed} == {"timeout"}
+    assert len(failed) == 2 and {r["error_class"] for r in failed} == {"timeout"}
     assert all(450 < float(r["elapsed_ms"]) < 2000 for r in failed)
 
 
@@ -71,13 +71,13 @@ def test_connection_refused_is_classified(locust_run):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    run = locust_run("-u", "1", "-r", "1", "-t", "1s", "-H", f"http://127.0.0.1:{port}", "--model", "m",
+    run = locust_run("-u", "1", "-r", "1", "--max-requests", "2", "-H", f"http://127.0.0.1:{port}", "--model", "m",
                      "--prompt-file", "tests/data/prompts_small.yaml")  # fmt: skip
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     rows = run.requests()
     failed = [r for r in rows if r["status"] == "failed"]
-    assert failed and {r["error_class"] for r in failed} == {"connection"}
+    assert len(failed) == 2 and {r["error_class"] for r in failed} == {"connection"}
     assert "connection refused" in failed[0]["error"]
     assert run.locust_stats()["Aggregated"]["num_failures"] == len(failed)
 
@@ -86,7 +86,7 @@ def test_api_key_never_reaches_reports_or_logs(mock_server, locust_run):
     key = "sk-test-SECRETSECRETSECRET1234567890"
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4", "--fault", "status-401",
                        "--fault-every", "2")  # fmt: skip
-    run = locust_run("-u", "1", "-r", "1", "-t", "1s", "-H", mock.url, "--model", "m", "--api-key", key,
+    run = locust_run("-u", "1", "-r", "1", "--max-requests", "2", "-H", mock.url, "--model", "m", "--api-key", key,
                      "--prompt-file", "tests/data/prompts_small.yaml")  # fmt: skip
     assert run.returncode == 1
     texts = [run.stdout, run.stderr] + [p.read_text() for p in run.folder.iterdir()]

@@ -27,7 +27,7 @@ def test_bad_prompt_file_exits_2_with_one_line(case, tmp_path: Path, locust_run)
     path = tmp_path / f"{case}.yaml"
     if content is not None:
         path.write_text(content)
-    run = locust_run("-u", "1", "-t", "1s", "--prompt-file", str(path), timeout=60)
+    run = locust_run("-u", "1", "--max-requests", "1", "--prompt-file", str(path), timeout=60)
     assert run.returncode == 2
     errors = [line for line in run.stderr.splitlines() if "llm-locust: error:" in line]
     assert len(errors) == 1, run.stderr
@@ -46,7 +46,7 @@ def test_bad_prompt_file_exits_2_with_one_line(case, tmp_path: Path, locust_run)
     ],
 )
 def test_bad_flags_exit_2_with_one_line(args, expected, locust_run):
-    run = locust_run("-u", "1", "-t", "1s", *args, timeout=60)
+    run = locust_run("-u", "1", "--max-requests", "1", *args, timeout=60)
     assert run.returncode == 2
     assert expected in run.stderr
     assert "Traceback" not in run.stderr
@@ -62,8 +62,8 @@ def test_price_override_file_gives_a_cost_with_its_source(tmp_path: Path, mock_s
     prices = tmp_path / "prices.yaml"
     prices.write_text("prices:\n  - model: 'my-*'\n    input_per_mtok: 1.0\n    output_per_mtok: 4.0\n")
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "10")
-    run = locust_run("-u", "1", "-r", "1", "-t", "1s", "-H", mock.url, "--model", "my-model", "--prices", str(prices),
-                     "--prompt-file", "tests/data/prompts_small.yaml")  # fmt: skip
+    run = locust_run("-u", "1", "-r", "1", "--max-requests", "2", "-H", mock.url, "--model", "my-model",
+                     "--prices", str(prices), "--prompt-file", "tests/data/prompts_small.yaml")  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     ok = [r for r in run.requests() if r["status"] == "ok"]
     assert ok
@@ -77,7 +77,7 @@ def test_price_override_file_gives_a_cost_with_its_source(tmp_path: Path, mock_s
 
 def test_self_hosted_endpoint_has_no_price(mock_server, locust_run):
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4")
-    run = locust_run("-u", "1", "-r", "1", "-t", "1s", "-H", mock.url, "--model", "gpt-4o",
+    run = locust_run("-u", "1", "-r", "1", "--max-requests", "2", "-H", mock.url, "--model", "gpt-4o",
                      "--prompt-file", "tests/data/prompts_small.yaml")  # fmt: skip
     assert run.returncode == 0
     assert all(r["cost_usd"] == "" for r in run.requests())
@@ -88,7 +88,7 @@ def test_token_limits_prompt_overrides_default(tmp_path: Path, mock_server, locu
     prompts = tmp_path / "p.yaml"
     prompts.write_text("prompts:\n  - {name: capped, text: x y z, token_limit: 3}\n  - {name: default, text: a b}\n")
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "40")
-    run = locust_run("-u", "1", "-r", "1", "-t", "2s", "-H", mock.url, "--model", "m", "--token-limit", "7",
+    run = locust_run("-u", "1", "-r", "1", "--max-requests", "2", "-H", mock.url, "--model", "m", "--token-limit", "7",
                      "--prompt-file", str(prompts))  # fmt: skip
     assert run.returncode == 0
     by_prompt = {r["prompt"]: int(r["output_tokens"]) for r in run.requests() if r["status"] == "ok"}
@@ -101,7 +101,7 @@ def test_offline_tokenizer_falls_back_to_an_estimate_quickly(tmp_path: Path, moc
     # no cached encoding and no way out (a proxy on a closed loopback port): the fallback must not hang
     env = {"TIKTOKEN_CACHE_DIR": str(empty), "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "6")
-    run = locust_run("-u", "1", "-r", "1", "-t", "1s", "-H", mock.url, "--model", "m",
+    run = locust_run("-u", "1", "-r", "1", "--max-requests", "2", "-H", mock.url, "--model", "m",
                      "--prompt-file", "tests/data/prompts_small.yaml", env=env, timeout=45)  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     assert "local token counts are estimates" in run.stderr

@@ -33,8 +33,8 @@ from llm_locust.mockserver.faults import FAULT_KINDS
 from llm_locust.mockserver.script import WORDS, make_script, token_text
 from llm_locust.prompts import Prompt
 from llm_locust.protocols import Delta, Protocol, get_protocol
+from tests.conftest import TIKTOKEN_FILES, needs_tiktoken
 
-TIKTOKEN_DIR = Path(__file__).resolve().parents[2] / "shared" / "tiktoken"
 CHAT = "/v1/chat/completions"
 TIMEOUT = 10
 
@@ -302,11 +302,9 @@ def test_output_length_honours_max_tokens(cli: tuple[str, Path], extra: dict[str
     assert body["usage"]["completion_tokens"] == n and body["usage"]["prompt_tokens"] == PROMPT_WORDS
 
 
-def test_text_retokenizes_to_exactly_n_tokens(cli: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    if not TIKTOKEN_DIR.is_dir():
-        pytest.skip(f"no offline tiktoken files at {TIKTOKEN_DIR}")
+@needs_tiktoken
+def test_text_retokenizes_to_exactly_n_tokens(cli: tuple[str, Path]) -> None:
     tiktoken = pytest.importorskip("tiktoken")
-    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(TIKTOKEN_DIR))
     encodings = [tiktoken.get_encoding(name) for name in ("o200k_base", "cl100k_base")]
     for word in WORDS:
         assert all(len(enc.encode(word)) == 1 for enc in encodings), word
@@ -876,9 +874,8 @@ def test_client_parser_agrees_with_the_mock(reasoner: MockServer, api: str, monk
     assert call.finish == FINISH[api][0]
     if api in ("gemini", "vertex"):  # usage on every chunk: the client splits multi-token gaps
         assert call.clock.cumulative_usage and call.clock.cumulative == [2, 3, 5, 7, 9]
-    if TIKTOKEN_DIR.is_dir():
+    if TIKTOKEN_FILES:
         tiktoken = pytest.importorskip("tiktoken")
-        monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(TIKTOKEN_DIR))
         assert len(tiktoken.get_encoding("o200k_base").encode(call.reasoning + call.text)) == 9
 
     call = client_call(api, host, model, max_tokens=4)
