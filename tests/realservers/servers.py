@@ -124,10 +124,17 @@ class Server:
             except subprocess.TimeoutExpired:
                 pass
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers of the group, if the leader left any
+            os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers of the group (vLLM's engine and worker processes)
         except ProcessLookupError:
             pass
         self.proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # until the whole group is gone, so its memory is free for what follows
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
         if self._log_file is not None:
             self._log_file.close()  # type: ignore[attr-defined]
 
