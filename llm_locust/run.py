@@ -12,8 +12,8 @@ import itertools
 import json
 import os
 import random
-import secrets
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -127,12 +127,10 @@ class LLMRun:
     live: Any = None  # the LiveView, on a local runner or a master
     server: Any = None  # the server's scraped metrics (llm_locust.servermetrics.ServerMetrics), local runner or master
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    _ids: Any = field(default_factory=lambda: itertools.count(1))
     #: start order of this process's users (``--stagger``)
     started_users: Any = field(default_factory=itertools.count)
     #: runs the per-request tails off the streams' critical path (llm_locust.bookkeeper)
     books: Bookkeeper = field(default_factory=Bookkeeper)
-    _id_prefix: str = field(default_factory=lambda: f"{os.getpid():x}{secrets.token_hex(2)}")
 
     def __post_init__(self) -> None:
         self._weights = [p.weight for p in self.prompts]
@@ -188,7 +186,9 @@ class LLMRun:
         import numpy  # noqa: F401  (the report's dependency, imported now rather than mid-run)
 
     def next_request_id(self) -> str:
-        return f"{self._id_prefix}-{next(self._ids)}"
+        """A fresh uuid4 string: unique across processes and runs, and accepted by servers that insist on UUIDs
+        (llama-cpp-python's server answers an empty 400 to any other ``X-Request-Id``)."""
+        return str(uuid.uuid4())
 
     def secrets(self) -> tuple[str, ...]:
         return tuple(t.api_key for t in self.targets if t.api_key)

@@ -1,0 +1,202 @@
+"""llm-locust against real third-party servers: llama-cpp-python's and vLLM's OpenAI-compatible servers.
+
+Each server runs from its own venv (installed by ``bash .ci/real-servers.sh``; without it its tests skip, saying
+so) on a tiny random-weight model that the project writes itself (tests/realservers/tinymodel.py). The model never
+emits EOS, so every stream is exactly ``token_limit`` tokens long, one token per stream event. Servers are started
+once per session on a free 127.0.0.1 port and stopped by PID at the end; runs use the project's real ``locust``
+CLI with the bundled locustfile, bounded by ``--max-requests``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, LocustRun, run_locust
+from tests.realservers import servers
+from tests.realservers.servers import Server
+
+PROMPTS = ROOT / "tests" / "realservers" / "prompts.yaml"
+PROMPTS_LONG = ROOT / "tests" / "realservers" / "prompts_long.yaml"
+APIS = ("openai-chat", "openai-completions")
+
+
+def _limits(path: Path) -> dict[str, int]:
+    return {p["name"]: p["token_limit"] for p in yaml.safe_load(path.read_text())["prompts"]}
+
+
+class _Pool:
+    """The session's servers, each started on first use and stopped when the session ends."""
+
+    def __init__(self, folder: Path, say) -> None:  # type: ignore[no-untyped-def]
+        self.folder = folder
+        self.say = say
+        self.started: dict[str, Server] = {}
+        self.failed: dict[str, str] = {}
+
+    def get(self, name: str) -> Server:
+        kind = servers.KINDS[name]
+        reason = kind.missing()
+        if reason:
+            pytest.skip(reason)
+        if name in self.failed:
+            pytest.fail(self.failed[name])
+        if name not in self.started:
+            try:
+                s = servers.start(kind, self.folder / name)
+            except Exception as e:  # noqa: BLE001 (reported once per test that needs it)
+                self.failed[name] = str(e)
+                raise
+            self.say(f"real server {kind.name} ({kind.versions()}): model written in {s.model_build_s:.1f} s, "
+                     f"serving after {s.ready_s:.1f} s at {s.url}")  # fmt: skip
+            self.started[name] = s
+        return self.started[name]
+
+    def stop_all(self) -> None:
+        for s in self.started.values():
+            s.stop()
+
+
+@pytest.fixture(scope="session")
+def pool(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config):  # type: ignore[no-untyped-def]
+    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+
+    def say(line: str) -> None:
+        if reporter is not None:
+            reporter.write_line(line)
+
+    p = _Pool(tmp_path_factory.mktemp("real-servers"), say)
+    yield p
+    p.stop_all()
+
+
+@pytest.fixture(scope="session", params=sorted(servers.KINDS))
+def server(pool: _Pool, request: pytest.FixtureRequest) -> Server:
+    return pool.get(request.param)
+
+
+@pytest.fixture(scope="session")
+def vllm(pool: _Pool) -> Server:
+    return pool.get("vllm")
+
+
+def _locust(tmp_path: Path, server: Server, *args: str, prompts: Path = PROMPTS, timeout: float = 240) -> LocustRun:
+    run = run_locust(
+        tmp_path, "-H", server.url, "--model", server.model, "--prompt-file", str(prompts), *args, timeout=timeout
+    )
+    assert run.returncode == 0, f"locust exited {run.returncode}\n{run.stderr[-3000:]}\nserver:\n{server.log_tail()}"
+    return run
+
+
+def _ok(run: LocustRun, server: Server) -> list[dict]:
+    rows = run.requests()
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert not failed, f"{len(failed)} failed, first: {failed[0]['error']}\nserver:\n{server.log_tail()}"
+    assert run.locust_stats()["Aggregated"]["num_failures"] == 0
+    return [r for r in rows if r["status"] == "ok"]
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_streams_complete_with_exact_token_counts(server: Server, api: str, tmp_path: Path) -> None:
+    run = _locust(tmp_path, server, "--llm-api", api, "-u", "1", "-r", "1", "--max-requests", "4")
+    rows = _ok(run, server)
+    assert len(rows) == 4
+    limits = _limits(PROMPTS)
+    for r in rows:
+        generated = limits[r["prompt"]]  # the model never stops early: the server generated exactly the cap
+        assert r["finish_reason"] == "length"
+        assert float(r["tpot_ms"]) >= 0 and float(r["ttft_ms"]) > 0
+        if server.kind.stream_usage:
+            assert r["output_tokens_source"] == "server"
+            assert int(r["output_tokens"]) == int(r["output_tokens_server"]) == generated
+            # vLLM's API server sends the tokens that queued up while it was busy as one chunk
+            assert 1 <= int(r["token_events"]) <= generated
+        else:
+            assert r["output_tokens_server"] == ""  # no usage in its streams: N_out is the local (tiktoken) count
+            assert int(r["token_events"]) == generated, r  # one stream event per token it generated
+
+
+def test_vllm_reports_usage_in_streams(vllm: Server, tmp_path: Path) -> None:
+    run = _locust(tmp_path, vllm, "-u", "1", "-r", "1", "--max-requests", "2")
+    rows = _ok(run, vllm)
+    assert [int(r["output_tokens_server"]) for r in rows] == list(_limits(PROMPTS).values())
+    assert all(int(r["input_tokens_server"]) > 0 for r in rows)
+
+
+def test_continuous_usage_splits_itl_by_server_counts(vllm: Server, tmp_path: Path) -> None:
+    run = _locust(tmp_path, vllm, "--continuous-usage", "-u", "1", "-r", "1", "--max-requests", "4")
+    rows = _ok(run, vllm)
+    assert len(rows) == 4
+    assert {r["itl_rule"] for r in rows} == {"usage-split"}
+    limits = _limits(PROMPTS)
+    assert all(int(r["output_tokens_server"]) == limits[r["prompt"]] for r in rows)
+
+
+def _server_means(server: Server, before: str, requests: int) -> tuple[float, float]:
+    """The server's mean TPOT and TTFT (ms) over the requests since ``before`` (a /metrics page), waiting (bounded)
+    until the server has booked all of them."""
+    deadline = time.monotonic() + 15
+    while True:
+        after = server.get("/metrics")
+        out = []
+        for name in ("vllm:request_time_per_output_token_seconds", "vllm:time_to_first_token_seconds"):
+            (s0, c0), (s1, c1) = servers.histogram(before, name), servers.histogram(after, name)
+            out.append((s1 - s0, c1 - c0))
+        counts = {c for _, c in out}
+        if counts == {requests} or time.monotonic() > deadline:
+            assert counts == {requests}, f"server booked {counts} requests, expected {requests}"
+            return out[0][0] / requests * 1000, out[1][0] / requests * 1000
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_vllm_tpot_and_ttft_agree_with_server_metrics(vllm: Server, api: str, tmp_path: Path) -> None:
+    """One user, so the server's per-request times and ours cover the same intervals: TPOT to within 0.1 ms;
+    our TTFT includes the HTTP hop and the server's request handling, so it is never below the server's."""
+    n = 4
+    before = vllm.get("/metrics")
+    run = _locust(tmp_path, vllm, "--llm-api", api, "-u", "1", "-r", "1", "--max-requests", str(n),
+                  prompts=PROMPTS_LONG)  # fmt: skip
+    rows = _ok(run, vllm)
+    assert len(rows) == n
+    server_tpot, server_ttft = _server_means(vllm, before, n)
+    client_tpot = statistics.fmean(float(r["tpot_ms"]) for r in rows)
+    client_ttft = statistics.fmean(float(r["ttft_ms"]) for r in rows)
+    print(f"\nvLLM {api}: TPOT client {client_tpot:.4f} ms, server {server_tpot:.4f} ms, "
+          f"diff {client_tpot - server_tpot:+.4f} ms; TTFT client {client_ttft:.3f} ms, server {server_ttft:.3f} ms, "
+          f"diff {client_ttft - server_ttft:+.3f} ms")  # fmt: skip
+    assert abs(client_tpot - server_tpot) < 0.1
+    assert client_ttft >= server_ttft - 0.5
+
+
+def test_eight_users_for_twenty_seconds_have_no_failures(server: Server, tmp_path: Path) -> None:
+    run = _locust(tmp_path, server, "-u", "8", "-r", "8", "-t", "20s", timeout=180)
+    rows = _ok(run, server)
+    assert rows, "no request completed"
+    assert {r["user"] for r in rows} and len(rows) >= 8
+
+
+def test_vllm_server_metrics_section_and_tpot_against_ours(tmp_path, vllm):
+    """The report's server section (issue 15) from vLLM's own /metrics: running and waiting requests, its TTFT, and
+    its per-request TPOT equal to ours within 0.1 ms."""
+    run = _locust(tmp_path, vllm, "-u", "1", "-r", "1", "--max-requests", "8", "--token-limit", "64",
+                  "--server-metrics", vllm.url.rstrip("/") + "/metrics")  # fmt: skip
+    summary = run.summary()
+    (src,) = summary["server"]["sources"]
+    assert src["server"] == "vllm" and src["failed_scrapes"] == 0
+    m = src["metrics"]
+    assert m["requests_running"]["max"] is not None and m["requests_waiting"]["mean"] is not None
+    ok = summary["overall"]["successes"]
+    assert ok == 8
+    assert m["ttft_seconds"]["count"] == ok and m["ttft_seconds"]["mean"] > 0
+    assert m["generation_tokens"]["delta"] == summary["overall"]["output_tokens"]["total"]
+    tpot = src["vs_client"]["tpot_ms"]
+    if m["tpot_seconds"]["metric"] == "vllm:request_time_per_output_token_seconds":  # per request, as ours
+        assert abs(tpot["difference_mean"]) < 0.1, tpot
+    ttft = src["vs_client"]["ttft_ms"]
+    assert ttft["difference_mean"] > 0  # vLLM's clock starts at engine arrival, ours before the request is sent
+    print("\nclient vs server (ms):", {k: (round(v["client_mean"], 2), round(v["server_mean"], 2))
+                                       for k, v in src["vs_client"].items()})  # fmt: skip
