@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .backoff import DEFAULT_MAX_RETRY_AFTER_S
 from .protocols import PROTOCOLS
 
 DEFAULT_MOCK_MODEL = "mock-model"
@@ -76,6 +77,25 @@ def add_arguments(parser: Any) -> None:
         default=120.0,
         env_var="LLM_TIMEOUT",
         help="Seconds a whole LLM call may take, stream included, before it fails as a timeout. Default: 120",
+    )
+    _add(
+        g,
+        "--no-backoff",
+        action="store_true",
+        default=False,
+        env_var="LLM_NO_BACKOFF",
+        help="Send the next request at once after a failure. Default: back off like a careful client: wait what "
+        "the server asks (Retry-After, retry-after-ms, RetryInfo) after a 429/503/529, and 0.1 s doubling to 5 s "
+        "after quick failures and refused connections (see llm_locust/backoff.py)",
+    )
+    _add(
+        g,
+        "--max-retry-after",
+        type=float,
+        default=DEFAULT_MAX_RETRY_AFTER_S,
+        env_var="LLM_MAX_RETRY_AFTER",
+        help=f"Longest wait, in seconds, a server's retry hint can impose on a user. Default: "
+        f"{DEFAULT_MAX_RETRY_AFTER_S:g}",
     )
     _add(
         g,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from .backoff import Policy
 from .pricing import PriceBook, Rate
 from .prompts import Prompt
 from .protocols import Protocol, get_protocol
@@ -117,6 +118,7 @@ class LLMRun:
     recorder: Recorder
     max_requests: int | None = None
     users: int | None = None  # the run's user count where known (headless); decides whether users bind to targets
+    backoff: Policy = field(default_factory=Policy)  # each user's wait after a failure (llm_locust.backoff)
     live: Any = None  # the LiveView, on a local runner or a master
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     _ids: Any = field(default_factory=lambda: itertools.count(1))

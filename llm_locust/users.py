@@ -16,7 +16,9 @@ Each LLM call fires exactly one Locust request event: ``request_type`` = the API
 :class:`~llm_locust.errors.LLMError` on failure.
 
 This module is the Locust side only: sending the request, the ``--timeout`` (a ``gevent.Timeout`` around the
-whole request), the request event and the books of requests cut short by the end of a run (``cancelled``). The
+whole request), the request event, the books of requests cut short by the end of a run (``cancelled``) and the
+backoff after a failure (:mod:`llm_locust.backoff` decides the wait, booked in the record's ``backoff_s``; the user
+takes it as part of its ``wait_time``, so a stop interrupts it). The
 measuring is :mod:`llm_locust.measure`'s: the body is handed to :func:`~llm_locust.measure.stream.read_response`,
 which reads it with geventhttpclient's ``readline(b"\\n")`` (that returns a line as soon as it is buffered;
 FastHttpUser's own ``iter_content``/``iter_lines`` wait for 1 KB) and stamps each line with
@@ -35,6 +37,7 @@ from locust import FastHttpUser, task
 from locust.exception import StopUser
 
 from . import errors
+from .backoff import Backoff
 from .errors import LLMError
 from .measure.build import build_record
 from .measure.record import STATUS_CANCELLED, Record
@@ -64,6 +67,11 @@ class LLMUser(FastHttpUser):
         super().__init__(environment)
         self.client.client.valid_response_codes = _ALL_STATUSES
         self.protocol: Protocol = self.target.protocol
+        # Backoff is part of the wait before the next task: the user waits in Locust's waiting state, so a stop
+        # ends the wait at once (llm_locust.backoff says how long).
+        self.backoff = Backoff(self.llm.backoff)
+        wait_time = self.wait_time
+        self.wait_time = lambda: self.backoff.take() + wait_time()  # type: ignore[method-assign]
 
     @task
     def generate(self) -> None:
@@ -125,6 +133,7 @@ class LLMUser(FastHttpUser):
                 # waiting, so it never delays another stream's timestamps (docs/performance.md).
                 gevent.idle()
                 record = build()
+                record["backoff_s"] = self.backoff.after(record)
                 meta = resp.request_meta
                 meta["request_type"] = target.name
                 meta["response_time"] = record["e2e_ms"] if record["e2e_ms"] is not None else record["elapsed_ms"]
