@@ -13,6 +13,8 @@ from .backoff import DEFAULT_MAX_RETRY_AFTER_S
 from .protocols import PROTOCOLS
 
 DEFAULT_MOCK_MODEL = "mock-model"
+#: the options (``dest``) that hold a secret: masked in the web UI (``is_secret``), never sent to workers
+SECRET_OPTIONS = ("api_key",)
 
 
 def _add(group: Any, *flags: str, include_in_web_ui: bool = True, is_secret: bool = False, **kwargs: Any) -> Any:
@@ -67,7 +69,7 @@ def add_arguments(parser: Any) -> None:
         g,
         "--api-key",
         default=None,
-        is_secret=True,
+        is_secret="api_key" in SECRET_OPTIONS,
         help="API key. Default: the provider's usual environment variable (OPENAI_API_KEY, OLLAMA_API_KEY)",
     )
     _add(

@@ -68,6 +68,9 @@ class Target:
             self.prices.rates.insert(0, Rate(spec.model, **spec.prices))
             self.prices.price_file = f"targets:{spec.name}"
         self._prepared: dict[str, Prepared] = {}
+        #: every credential this target sends: removed from error messages and anything else the run shows
+        self.secrets: tuple[str, ...] = tuple(dict.fromkeys([*([api_key] if api_key else []),
+                                                             *self.protocol.secrets(api_key)]))  # fmt: skip
 
     def prepare(self, prompt: Prompt, default_limit: int | None) -> Prepared:
         prep = self._prepared.get(prompt.name)
@@ -180,7 +183,8 @@ class LLMRun:
         return f"{self._id_prefix}-{next(self._ids)}"
 
     def secrets(self) -> tuple[str, ...]:
-        return tuple(t.api_key for t in self.targets if t.api_key)
+        """Every credential the run's targets send (keys, tokens, ``Authorization`` values)."""
+        return tuple(dict.fromkeys(s for t in self.targets for s in t.secrets))
 
 
 def new_run_id() -> str:
