@@ -7,13 +7,15 @@ register`) and hung on it as ``environment.llm_plugin`` (:func:`session_of`); ``
 :class:`~llm_locust.distributed.Collector`, a master's taken-over ``-t``, the peak user count, the live sampler and
 the console summary kept for ``quit``. The run itself is ``environment.llm_run`` (:func:`llm_locust.run.current_run`).
 
-* ``test_start``: builds the run (:func:`.resolve.build_run`), writes ``--run-info``, starts the live view and the
-  sampler (local runner, master), warms up and records Locust's ``request`` events (local runner, worker), then
+* ``test_start``: builds the run (:func:`.resolve.build_run`), writes ``--run-info``, arms a taken-over headless
+  ``-t`` once the set-up is done, starts the live view and the sampler (local runner, master), warms up and
+  records Locust's ``request`` events (local runner, worker), then
   freezes the heap out of the garbage collector's sight; a worker says hello to the master;
 * ``report_to_master`` / ``worker_report``: a worker's records travel with its reports; the master collects them;
 * ``test_stop``: a worker ships what is left with its final count; a master waits for every worker's books; a
   local runner or master then writes the reports (:func:`.reports.write_run_reports`) and prints the summary —
-  at ``quit`` in headless runs, so that it comes after Locust's own tables;
+  at ``quit`` in headless runs, so that it comes after Locust's own tables; an incomplete report sets the process
+  exit code to ``EXIT_INCOMPLETE`` (3);
 * ``quitting``: :meth:`LLMSession.on_quitting` stops the embedded mock server.
 
 When several environments share one ``Events`` object (Locust's global one), listeners whose event names its
@@ -42,6 +44,8 @@ logger = logging.getLogger("llm_locust")
 
 #: the environment attribute holding its LLMSession
 SESSION_ATTR = "llm_plugin"
+#: the process exit code of a run whose report is incomplete (a worker lost, records missing); see docs/distributed.md
+EXIT_INCOMPLETE = 3
 
 
 def session_of(environment: Any) -> LLMSession | None:
@@ -56,7 +60,9 @@ class LLMSession:
         self.environment = environment
         self.mock: EmbeddedMock | None = None
         self.collector: distributed.Collector | None = None  # on a master
-        self.run_time: float | None = None  # a master's -t, taken over so that workers stop before the master quits
+        #: a headless -t, taken over: counted from when the load starts, and a master stops its workers first
+        self.run_time: float | None = None
+        self.run_timer: gevent.Greenlet | None = None
         self.peak_users = 0
         self.sampler: gevent.Greenlet | None = None
         self.pending_console: str | None = None
@@ -69,7 +75,24 @@ class LLMSession:
 
     def wire_master(self, runner: Any) -> None:
         self.collector = distributed.Collector()
-        self.run_time = master.wire_master(self.environment, runner, self.environment.parsed_options, self.collector)
+        master.wire_master(self.environment, runner, self.environment.parsed_options, self.collector)
+
+    def take_over_run_time(self) -> None:
+        """Take a headless ``-t`` over from Locust (local runner or master), to count it from when the load starts.
+
+        Locust arms its ``-t`` timer before the run's set-up (``test_start``: prompts, tokenizer, warm-up), on a
+        loop clock that stood still through the blocking start-up, so under CPU load a run came out short by the
+        start-up time; a master would also quit before its workers stop. The timer is armed at test start instead
+        (:meth:`_arm_run_time`)."""
+        opts = self.environment.parsed_options
+        if getattr(opts, "headless", False) and getattr(opts, "run_time", None):
+            self.run_time, opts.run_time = opts.run_time, None
+
+    def _arm_run_time(self, runner: Any) -> None:
+        """Once every test_start listener has run: ``-t`` counts from now (the loop's clock brought up to date)."""
+        gevent.get_hub().loop.update_now()
+        logger.info("Run time limit: %g s, counted from now", self.run_time)
+        self.run_timer = gevent.spawn_later(self.run_time, master.stop_then_quit, runner)
 
     @property
     def run(self) -> LLMRun | None:
@@ -102,11 +125,11 @@ class LLMSession:
             run.live = LiveView([p.name for p in run.prompts], [t.name for t in run.targets])
             run.recorder.listeners.append(run.live.add)
             self.sampler = sampler.start(run, runner, bool(opts.headless))
+        if self.run_time and self.run_timer is None:
+            gevent.spawn(self._arm_run_time, runner)  # runs once the listeners after this one are done too
         if isinstance(runner, MasterRunner):
             if self.collector is not None:
                 self.collector.reset(run.recorder)
-            if self.run_time:
-                gevent.spawn_later(self.run_time, master.stop_then_quit, runner)
         else:
             run.warm_up()
             environment.events.request.add_listener(run.recorder.on_request)
@@ -165,6 +188,8 @@ class LLMSession:
         run.recorder.close()
         users = max(self.peak_users, getattr(runner, "user_count", 0) or 0)
         console = write_run_reports(run, environment.parsed_options, users, books)
+        if not books.get("complete", True):
+            environment.process_exit_code = EXIT_INCOMPLETE
         if environment.parsed_options.headless:
             self.pending_console = console
         else:
