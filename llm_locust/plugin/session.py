@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from typing import Any
 
 import gevent
@@ -46,6 +47,8 @@ logger = logging.getLogger("llm_locust")
 SESSION_ATTR = "llm_plugin"
 #: the process exit code of a run whose report is incomplete (a worker lost, records missing); see docs/distributed.md
 EXIT_INCOMPLETE = 3
+#: the longest a master's -t waits for the first worker to start its load
+LOAD_START_WAIT_S = 60.0
 
 
 def session_of(environment: Any) -> LLMSession | None:
@@ -89,7 +92,13 @@ class LLMSession:
             self.run_time, opts.run_time = opts.run_time, None
 
     def _arm_run_time(self, runner: Any) -> None:
-        """Once every test_start listener has run: ``-t`` counts from now (the loop's clock brought up to date)."""
+        """Once every test_start listener has run: ``-t`` counts from now (the loop's clock brought up to date); on a
+        master from when the first worker has set its run up and starts its users (its ``llm_hello``), at most
+        ``LOAD_START_WAIT_S`` after the start: workers still busy loading when the run starts lose none of it."""
+        if isinstance(runner, MasterRunner) and self.collector is not None:
+            deadline = time.monotonic() + LOAD_START_WAIT_S
+            while not self.collector.workers and time.monotonic() < deadline:
+                gevent.sleep(0.05)
         gevent.get_hub().loop.update_now()
         logger.info("Run time limit: %g s, counted from now", self.run_time)
         self.run_timer = gevent.spawn_later(self.run_time, master.stop_then_quit, runner)
