@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from .backoff import DEFAULT_MAX_RETRY_AFTER_S
 from .protocols import PROTOCOLS
 
 DEFAULT_MOCK_MODEL = "mock-model"
+#: the options (``dest``) that hold a secret: masked in the web UI (``is_secret``), never sent to workers
+SECRET_OPTIONS = ("api_key",)
 
 
 def _add(group: Any, *flags: str, include_in_web_ui: bool = True, is_secret: bool = False, **kwargs: Any) -> Any:
@@ -96,7 +99,7 @@ def add_arguments(parser: Any) -> None:
         g,
         "--api-key",
         default=None,
-        is_secret=True,
+        is_secret="api_key" in SECRET_OPTIONS,
         help="API key. Default: the provider's usual environment variable (OPENAI_API_KEY, OLLAMA_API_KEY)",
     )
     _add(
@@ -106,6 +109,25 @@ def add_arguments(parser: Any) -> None:
         default=120.0,
         env_var="LLM_TIMEOUT",
         help="Seconds a whole LLM call may take, stream included, before it fails as a timeout. Default: 120",
+    )
+    _add(
+        g,
+        "--no-backoff",
+        action="store_true",
+        default=False,
+        env_var="LLM_NO_BACKOFF",
+        help="Send the next request at once after a failure. Default: back off like a careful client: wait what "
+        "the server asks (Retry-After, retry-after-ms, RetryInfo) after a 429/503/529, and 0.1 s doubling to 5 s "
+        "after quick failures and refused connections (see llm_locust/backoff.py)",
+    )
+    _add(
+        g,
+        "--max-retry-after",
+        type=float,
+        default=DEFAULT_MAX_RETRY_AFTER_S,
+        env_var="LLM_MAX_RETRY_AFTER",
+        help=f"Longest wait, in seconds, a server's retry hint can impose on a user. Default: "
+        f"{DEFAULT_MAX_RETRY_AFTER_S:g}",
     )
     _add(
         g,

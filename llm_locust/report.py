@@ -27,7 +27,7 @@ TOKEN_METRICS = ("input_tokens", "output_tokens", "total_tokens", "reasoning_tok
 REPORT_FIELDS = (
     "target", "api", "prompt", "status", "error_class", "error", *LATENCY_METRICS, *TOKEN_METRICS, "cost_usd",
     "cost_source", "itl_us", "itl_rule", "token_events", "input_tokens_source", "output_tokens_source", "t0_ns",
-    "elapsed_ms", "timestamp",
+    "elapsed_ms", "timestamp", "backoff_s",
 )  # fmt: skip
 _unknown = set(REPORT_FIELDS) - set(FIELDS)
 if _unknown:  # a renamed record field must be renamed here too
@@ -81,6 +81,7 @@ def _group_summary(df: pd.DataFrame, duration_s: float | None) -> dict[str, Any]
     events = ok["token_events"].tolist()
     out["itl_rule"] = sorted({rule for rule, n in zip(ok["itl_rule"].tolist(), events, strict=True) if n > 1})
     out["cost_sources"] = sorted({v for v in ok["cost_source"].tolist() if isinstance(v, str) and v})
+    out["backoff_s"] = {"total": float(df["backoff_s"].fillna(0.0).sum())}
     out_tokens = out["output_tokens"]["total"] or 0
     in_tokens = out["input_tokens"]["total"] or 0
     if duration_s:
@@ -107,6 +108,28 @@ def run_window(df: pd.DataFrame) -> float | None:
     start = min(t0 for t0, _ in done)
     end = max(t0 + elapsed * 1e6 for t0, elapsed in done)
     return (end - start) / 1e9 if end > start else None
+
+
+def backoff_share(total_s: float, users: Any, duration_s: float | None) -> float | None:
+    """The share of the run's user time spent backing off: ``total_s / (users × duration_s)``, at most 1."""
+    if not total_s:
+        return 0.0
+    if not users or not duration_s:
+        return None
+    return min(1.0, total_s / (float(users) * duration_s))
+
+
+def backoff_warning(summary: dict[str, Any]) -> str | None:
+    """One line saying how much of the run its users spent backing off, or None when they never did."""
+    b = summary["overall"].get("backoff_s") or {}
+    if not b.get("total"):
+        return None
+    share = b.get("share")
+    part = f" ({share:.0%} of the users' time)" if share is not None else ""
+    return (
+        f"WARNING: users spent {b['total']:.1f} s backing off after failures{part}: the load was lower than "
+        "configured (per request: backoff_s in requests.csv; --no-backoff turns it off)"
+    )
 
 
 def summarize(
@@ -138,6 +161,7 @@ def summarize(
     targets = [{"name": t, **_group_summary(rows[idx], duration)} for t, idx in by_target.items()]
     overall = _group_summary(df, duration)
     overall["requests_per_s"] = overall["throughput"]["requests_per_s"]
+    overall["backoff_s"]["share"] = backoff_share(overall["backoff_s"]["total"], run.get("users"), duration)
     run["requests"] = overall["requests"]
     return {"run": run, "prompts": prompts, "targets": targets, "overall": overall}
 
@@ -181,6 +205,9 @@ def render_text(summary: dict[str, Any]) -> str:
     )
     if run.get("complete") is False:
         lines.append("INCOMPLETE: " + "; ".join(run.get("incomplete_reasons") or ["records are missing"]))
+    warning = backoff_warning(summary)
+    if warning:
+        lines.append(warning)
     for p in summary["prompts"]:
         target = f" @ target {p['target']}" if len(summary.get("targets") or ()) > 1 else ""
         lines += ["", f'Prompt: "{p["name"]}"{target}']
@@ -278,6 +305,9 @@ def render_console(summary: dict[str, Any], folder: Path | None) -> str:
         "TTFT/TPOT/ITL/E2E in ms (s above 1000 ms); tok/s per request; in/out = mean tokens per request."
     )
     out += error_lines(o)
+    warning = backoff_warning(summary)
+    if warning:
+        out.append(warning)
     if run.get("complete") is False:
         out.append("INCOMPLETE: " + "; ".join(run.get("incomplete_reasons") or ["records are missing"]))
     if folder is not None:

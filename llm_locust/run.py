@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from .backoff import Policy
 from .bookkeeper import Bookkeeper
 from .pricing import PriceBook, Rate
 from .prompts import Prompt
@@ -71,6 +72,9 @@ class Target:
             self.prices.rates.insert(0, Rate(spec.model, **spec.prices))
             self.prices.price_file = f"targets:{spec.name}"
         self._prepared: dict[str, Prepared] = {}
+        #: every credential this target sends: removed from error messages and anything else the run shows
+        self.secrets: tuple[str, ...] = tuple(dict.fromkeys([*([api_key] if api_key else []),
+                                                             *self.protocol.secrets(api_key)]))  # fmt: skip
 
     def prepare(self, prompt: Prompt, default_limit: int | None) -> Prepared:
         prep = self._prepared.get(prompt.name)
@@ -124,6 +128,7 @@ class LLMRun:
     recorder: Recorder
     max_requests: int | None = None
     users: int | None = None  # the run's user count where known (headless); decides whether users bind to targets
+    backoff: Policy = field(default_factory=Policy)  # each user's wait after a failure (llm_locust.backoff)
     live: Any = None  # the LiveView, on a local runner or a master
     server: Any = None  # the server's scraped metrics (llm_locust.servermetrics.ServerMetrics), local runner or master
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -191,7 +196,8 @@ class LLMRun:
         return str(uuid.uuid4())
 
     def secrets(self) -> tuple[str, ...]:
-        return tuple(t.api_key for t in self.targets if t.api_key)
+        """Every credential the run's targets send (keys, tokens, ``Authorization`` values)."""
+        return tuple(dict.fromkeys(s for t in self.targets for s in t.secrets))
 
 
 def new_run_id() -> str:

@@ -16,8 +16,12 @@ Each LLM call fires exactly one Locust request event: ``request_type`` = the API
 :class:`~llm_locust.errors.LLMError` on failure.
 
 This module is the Locust side only: sending the request, the ``--timeout`` (a ``gevent.Timeout`` around the
-whole request), ``--stagger`` (:mod:`llm_locust.stagger`), the request event and the books of requests cut short
-by the end of a run (``cancelled``). The hot path, per request:
+whole request), ``--stagger`` (:mod:`llm_locust.stagger`), the request event, the books of requests cut short
+by the end of a run (``cancelled``) and the backoff after a failure (:mod:`llm_locust.backoff` decides the wait,
+booked in the record's ``backoff_s``; the user takes it as part of its ``wait_time``, so a stop interrupts it). The
+backoff is decided when the response has been read, from what is known then (status, transport error, timeout,
+retry hint, elapsed time); a failure found only by parsing the stream (malformed, incomplete, empty) is booked by
+the bookkeeper and delays the user's next wait. The hot path, per request:
 
 * ``t0`` is stamped by the connection pool as it hands the connection over for the write
   (:mod:`llm_locust.sendclock`), so nothing runs between ``t0`` and the write of the request;
@@ -41,6 +45,7 @@ from locust import FastHttpUser, task
 from locust.exception import StopUser
 
 from . import errors, sendclock, stagger
+from .backoff import Backoff
 from .errors import LLMError
 from .measure.build import build_record
 from .measure.record import STATUS_CANCELLED
@@ -73,6 +78,11 @@ class LLMUser(FastHttpUser):
         self.client.client.valid_response_codes = _ALL_STATUSES
         self.protocol: Protocol = self.target.protocol
         self._send_clock = sendclock.install(self)
+        # Backoff is part of the wait before the next task: the user waits in Locust's waiting state, so a stop
+        # ends the wait at once (llm_locust.backoff says how long).
+        self.backoff = Backoff(self.llm.backoff)
+        wait_time = self.wait_time
+        self.wait_time = lambda: self.backoff.take() + wait_time()
 
     def on_start(self) -> None:
         opts = self.environment.parsed_options
@@ -151,14 +161,19 @@ class LLMUser(FastHttpUser):
         finally:
             timer.cancel()
         t0 = clock.t_ns or t_call  # the write of the request (before the connect, on a fresh connection)
+        error = out.error
+        wait = self.backoff.after({
+            "status": "ok" if error is None else "failed", "error_class": getattr(error, "error_class", None),
+            "http_status": out.status, "retry_after_s": out.retry_after, "elapsed_ms": (out.t_end - t0) / 1e6,
+        })  # fmt: skip
         llm.books.defer(
-            self._book(resp, out, target, prompt, prep.input_tokens_local, request_id, start_wall, t0, on_booked)
+            self._book(resp, out, target, prompt, prep.input_tokens_local, request_id, start_wall, t0, wait, on_booked)
         )
         return True
 
     def _book(
         self, resp: Any, out: StreamResult, target: Target, prompt: Prompt, input_tokens_local: int, request_id: str,
-        start_wall: float, t0: int, on_booked: Callable[[], None] | None,
+        start_wall: float, t0: int, wait: float, on_booked: Callable[[], None] | None,
     ) -> Iterator[None]:  # fmt: skip
         """The tail of one request, in bounded steps (a job of :class:`~llm_locust.bookkeeper.Bookkeeper`)."""
         secrets = self.llm.secrets()
@@ -168,6 +183,9 @@ class LLMUser(FastHttpUser):
             user=type(self).__name__, target=target, prompt=prompt, input_tokens_local=input_tokens_local,
             request_id=request_id, start_wall=start_wall, t0=t0, out=out,
         )  # fmt: skip
+        if record["status"] != "ok" and wait == 0.0:  # a failure found by parsing: its backoff comes now
+            wait = self.backoff.after(record)
+        record["backoff_s"] = wait
         yield
         with resp:
             meta = resp.request_meta

@@ -20,6 +20,9 @@ with a web UI (a local runner or a master) and uses Locust's own extension point
   ==========================  ==============================================================================
 
 * a small script added to Locust's page that shows an "LLM charts" link while the LLM tab is open;
+* secret options (``is_secret``: ``--api-key``) masked for real: Locust renders them as password fields but puts
+  their value in the page; here the page gets an empty field (:meth:`LLMWebUI.mask_secrets`), and a start with the
+  field left empty keeps the value the process was started with (:meth:`LLMWebUI.keep_secrets`);
 * when the configured prompt file has sibling YAML prompt files, a "Prompt File Name" dropdown in the start form
   (file names only); the chosen name is resolved back to the file when the run is started.
 
@@ -43,6 +46,7 @@ from flask import Blueprint, Response, jsonify, request
 from locust.runners import STATE_RUNNING, STATE_SPAWNING
 
 from . import __version__, servermetrics
+from .options import SECRET_OPTIONS
 from .plugin.reports import run_summary
 from .prompts import PromptFileError, load_prompts
 from .report import _csv_rows
@@ -119,6 +123,14 @@ def register(environment: Any) -> None:
     ):
         bp.add_url_rule(rule, endpoint=view.__name__, view_func=auth(view))
     web_ui.app.register_blueprint(bp)
+    update_template_args = web_ui.update_template_args
+
+    def update_template_args_masked() -> None:  # Locust calls it before each render of its page
+        update_template_args()
+        ui.mask_secrets()
+
+    web_ui.update_template_args = update_template_args_masked
+    ui.mask_secrets()
     web_ui.app.after_request(ui.after_request)
     web_ui.app.before_request(ui.before_request)
     environment.events.test_start.add_listener(ui.on_test_start)
@@ -157,6 +169,10 @@ class LLMWebUI:
         #: the folder of the configured prompt file, when it holds more than one usable prompt file
         self.prompt_dir: Path | None = None
         opts = environment.parsed_options
+        #: the secret options' values as the process started (on a master: after --api-key was dropped)
+        self.secrets: dict[str, Any] = {
+            dest: getattr(opts, dest, None) for dest in SECRET_OPTIONS if opts is not None and hasattr(opts, dest)
+        }
         if opts is not None and getattr(opts, "prompt_file", None):
             folder = Path(opts.prompt_file).parent
             if len(_prompt_files(folder)) >= 2:
@@ -271,11 +287,27 @@ class LLMWebUI:
             return _no_store(Response("The HTML report is written when the run stops.\n", status=404,
                                       mimetype="text/plain"))  # fmt: skip
         return _no_store(Response(report.read_bytes(), mimetype="text/html; charset=utf-8"))
+    # ------------------------------------------------------------ secrets
+
+    def mask_secrets(self) -> None:
+        """Empty the value of every secret field of the start form (Locust's page would carry it)."""
+        for entry in (self.web_ui.template_args.get("extra_options") or {}).values():
+            if isinstance(entry, dict) and entry.get("is_secret"):
+                entry["default_value"] = ""
+
+    def keep_secrets(self) -> None:
+        """After a start from the form: a secret field left empty (as the masked page shows it) keeps its value."""
+        opts = self.environment.parsed_options
+        for dest, value in self.secrets.items():
+            if opts is not None and getattr(opts, dest, None) in ("", None):
+                setattr(opts, dest, value)
 
     # ------------------------------------------------------------ Locust's own pages
 
     def after_request(self, response: Response) -> Response:
         endpoint = request.endpoint
+        if endpoint == "locust.swarm":
+            self.keep_secrets()
         if endpoint == "locust.request_stats" and response.status_code == 200 and response.is_json:
             try:
                 payload = json.loads(response.get_data())

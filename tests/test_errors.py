@@ -32,8 +32,9 @@ FAULTS = [
 def test_fault_is_classified_and_counted(fault, api, error_class, status, mock_server, locust_run):
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "8", "--fault", fault,
                        "--fault-every", "3", "--retry-after", "7")  # fmt: skip
+    # --no-backoff: the classification is the subject here (backoff after each class: tests/test_backoff.py)
     run = locust_run("-u", "2", "-r", "2", "--max-requests", "9", "-H", mock.url, "--model", "m", "--llm-api", api,
-                     "--prompt-file", "tests/data/prompts_small.yaml")  # fmt: skip
+                     "--prompt-file", "tests/data/prompts_small.yaml", "--no-backoff")  # fmt: skip
     assert run.returncode == 1, "failures give Locust's usual exit code 1"
     assert "Traceback" not in run.stderr
     rows = _check_books(run, mock)

@@ -84,6 +84,7 @@ def build_record(
         "error": None if error is None else str(error),
         "http_status": out.status,
         "retry_after_s": out.retry_after,
+        "backoff_s": 0.0,  # set by the user once its backoff policy has seen the record
         "ttft_ms": t.ttft_ms,
         "ttft_text_ms": t.ttft_text_ms,
         "e2e_ms": t.e2e_ms,

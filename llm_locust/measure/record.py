@@ -50,6 +50,7 @@ class Record(TypedDict):
     error: str | None
     http_status: int | None
     retry_after_s: float | None
+    backoff_s: float  # the wait this request imposed on its user before the user's next request (llm_locust.backoff)
     ttft_ms: float | None
     ttft_text_ms: float | None
     e2e_ms: float | None

@@ -38,6 +38,7 @@ class MockConfig:
     no_usage: bool = False  # never send usage / token counts, in any protocol
     fail_steps: int = 0  # the gateway's universal endpoint treats its first N steps as failed
     gateway_token: str | None = None  # gateway requests need "cf-aig-authorization: Bearer TOKEN"
+    api_key: str | None = None  # generation requests need this key (Authorization: Bearer, x-api-key, x-goog-api-key)
     verbose: bool = False  # log every request to stderr
 
     def __post_init__(self) -> None:
@@ -90,6 +91,8 @@ _HELP = {
     "answers with step N (default %(default)s)",
     "gateway_token": "gateway routes (/v1/{account}/{gateway}/...) require 'cf-aig-authorization: Bearer TOKEN' "
     "(else 401)",
+    "api_key": "generation requests must carry this key ('Authorization: Bearer KEY', 'x-api-key: KEY' or "
+    "'x-goog-api-key: KEY'), else the protocol's own 401",
     "verbose": "log every request to stderr",
 }
 
@@ -115,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs["metavar"] = "FILE"
         elif f.name == "gateway_token":
             kwargs["metavar"] = "TOKEN"
+        elif f.name == "api_key":
+            kwargs["metavar"] = "KEY"
         elif default is None:
             kwargs["type"] = str
         else:

@@ -85,6 +85,11 @@ def _respond(
     return keep
 
 
+def _has_key(req: Request, key: str) -> bool:
+    h = req.headers
+    return h.get("authorization") == f"Bearer {key}" or key in (h.get("x-api-key"), h.get("x-goog-api-key"))
+
+
 def _run(
     cfg: MockConfig, stats: dict[str, int], conn: Connection, req: Request, target: MockTarget, seq: int,
     rec: SendRecord,
@@ -118,6 +123,9 @@ def _run(
 
     model = proto.model_of(body, params)
     rec.model = model
+    if cfg.api_key is not None and not _has_key(req, cfg.api_key):
+        status, err, headers = proto.error_response(401, model, seq=seq)
+        return _respond(conn, rec, status, err, extra + headers, keep)
     fault = fault_for(cfg.fault, cfg.fault_every, seq)
     if cfg.fault_model is not None and cfg.fault_model not in (model or ""):
         fault = None

@@ -18,8 +18,10 @@ Usage, in a locustfile (the bundled ``locustfile.py`` does exactly this)::
   other listeners (spawning, reports to the master, quit) to ``environment.events``. On a local runner or master
   it then checks every input (:mod:`.validate`: one line and exit code 2 on a problem), starts the embedded mock
   server when there is no ``--host`` and no ``--targets`` (:mod:`.mock`), makes ``--capacity-search``'s
-  :class:`~llm_locust.capacity.CapacityShape` the load shape, wires a master to its workers
-  (:mod:`.master`) and adds the web UI's LLM tab (:mod:`llm_locust.webui`);
+  :class:`~llm_locust.capacity.CapacityShape` the load shape, wires a master to its workers (:mod:`.master`),
+  takes a headless ``-t`` over (counted from the load's start, :meth:`.LLMSession.take_over_run_time`) and adds
+  the web UI's LLM tab (:mod:`llm_locust.webui`); on a worker it starts :func:`watch_master`, which stops the
+  worker once its master has gone silent for ``MASTER_GONE_S`` (6 s; Locust waits 60 s);
 * ``test_start``, ``test_stop``, ``quitting``: hand the event to the environment's session (listened to from
   here, so that they run before a locustfile's own listeners, and at quitting after the master's).
 
@@ -34,6 +36,8 @@ In-process use (one ``Environment`` built by hand): call ``register(env.events)`
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +54,10 @@ from .validate import check_options, fail, start_exporter
 __all__ = ["LLMSession", "fail", "on_init", "register", "session_of"]
 
 _MARK = "_llm_locust_registered"
+#: seconds without the master's heartbeat (sent every second) after which a worker quits, checked every TICK_S
+MASTER_GONE_S = 6.0
+TICK_S = 1.0
+logger = logging.getLogger("llm_locust")
 #: events that name their environment, listened to from register() on: the session's listeners keep the place they
 #: always had, ahead of a locustfile's own (which may read ``environment.llm_run`` at test_start)
 DISPATCHED = ("test_start", "test_stop", "quitting")
@@ -76,11 +84,13 @@ def on_init(environment: Any, runner: Any = None, **_: Any) -> None:
         return
     requestlog.install(environment)
     if isinstance(runner, WorkerRunner):
+        gevent.spawn(watch_master, runner)
         _preload()
         _catch_up_clock()
         return
     if isinstance(runner, MasterRunner):
         session.wire_master(runner)
+    session.take_over_run_time()
     check_options(opts, environment.host)
     start_exporter(environment, opts)  # our /metrics on --metrics-port (llm_locust.exporter)
     if getattr(opts, "capacity_search", False):
@@ -93,6 +103,30 @@ def on_init(environment: Any, runner: Any = None, **_: Any) -> None:
     _preload()
     webui.register(environment)  # the LLM tab, charts and downloads, when this process has a web UI
     _catch_up_clock()
+
+
+def watch_master(runner: Any, gone_s: float = MASTER_GONE_S, tick_s: float = TICK_S) -> None:
+    """A worker's watchdog: quit once the master's heartbeat (one a second) has been silent for ``gone_s``.
+
+    Locust's own limit is 60 s of load on the server with nobody collecting it. Only the time this process could
+    have heard a heartbeat counts: a worker whose loop was blocked (a slow test start under CPU load) read no
+    heartbeat then, and is not fooled into quitting by it (each check adds at most ``2 * tick_s``)."""
+    last_seen = runner.last_heartbeat_timestamp
+    silent = 0.0
+    tick = time.monotonic()
+    while True:
+        gevent.sleep(tick_s)
+        now = time.monotonic()
+        step, tick = min(now - tick, 2 * tick_s), now
+        seen = runner.last_heartbeat_timestamp
+        if seen != last_seen or seen is None:  # heard the master (or not connected yet)
+            last_seen, silent = seen, 0.0
+            continue
+        silent += step
+        if silent >= gone_s:
+            logger.error("No heartbeat from the master for %g s: it is gone; stopping this worker", gone_s)
+            runner.quit()
+            return
 
 
 def _catch_up_clock() -> None:
@@ -115,10 +149,15 @@ def _dispatcher(name: str) -> Callable[..., None]:
 
 
 def _preload() -> None:
-    """Import and load now what the first run would otherwise load at test start (about 0.5 s of CPU)."""
+    """Import and load now what the first run would otherwise load at test start (about 0.5 s of CPU, several
+    seconds under CPU load). A worker is connected to its master already: between the steps the loop runs, so its
+    heartbeats go out and the master does not take it for lost (Locust's master allows 3 s without one)."""
     import genai_prices  # noqa: F401
+
+    gevent.sleep(0)
     import numpy  # noqa: F401
 
+    gevent.sleep(0)
     from ..tokens import DEFAULT_ENCODING, _load
 
     _load(DEFAULT_ENCODING)

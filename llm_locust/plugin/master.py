@@ -1,8 +1,9 @@
 """The master's side of a distributed run: the workers' records in, and workers stopped before the master quits.
 
 :func:`wire_master` is called at ``init`` on a master. It registers the workers' ``llm_hello`` and ``llm_final``
-messages with the environment's :class:`~llm_locust.distributed.Collector`, takes a headless ``-t`` over (Locust
-would quit at -t and fire ``test_stop`` before the workers stop; :func:`stop_then_quit` stops them first), adds a
+messages with the environment's :class:`~llm_locust.distributed.Collector` (a headless ``-t`` is taken over by
+the session: Locust would quit at -t and fire ``test_stop`` before the workers stop; :func:`stop_then_quit` stops
+them first), adds a
 ``quitting`` listener that stops running workers first (Ctrl-C, SIGTERM), and drops ``--api-key`` (Locust would send
 it to the workers in plain text). The end-of-run barrier itself is :meth:`Collector.wait
 <llm_locust.distributed.Collector.wait>`; see :mod:`llm_locust.distributed` for the protocol.
@@ -14,23 +15,20 @@ import logging
 from argparse import Namespace
 from typing import Any
 
-from locust.runners import STATE_RUNNING, STATE_SPAWNING
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner
 
 from .. import distributed
 
 logger = logging.getLogger("llm_locust")
 
 
-def wire_master(environment: Any, runner: Any, opts: Namespace, collector: distributed.Collector) -> float | None:
-    """Wire the master to ``collector``; return the run time (seconds) taken over from a headless ``-t``."""
+def wire_master(environment: Any, runner: Any, opts: Namespace, collector: distributed.Collector) -> None:
+    """Wire the master to ``collector``."""
     runner.register_message(distributed.MSG_HELLO, lambda msg, **_: collector.hello(msg.node_id))
     runner.register_message(
         distributed.MSG_FINAL,
         lambda msg, **_: collector.final(msg.node_id, msg.data["rows"], msg.data["total"]),
     )
-    run_time = None
-    if opts.headless and opts.run_time:
-        run_time, opts.run_time = opts.run_time, None
     # registered now, after the master's own quitting listener, so that (fired in reverse) it runs first
     environment.events.quitting.add_listener(_stop_workers_first)
     if opts.api_key:
@@ -39,7 +37,6 @@ def wire_master(environment: Any, runner: Any, opts: Namespace, collector: distr
             "variable (e.g. OPENAI_API_KEY) in each worker's environment"
         )
         opts.api_key = None
-    return run_time
 
 
 def _stop_workers_first(environment: Any, **_: Any) -> None:
@@ -50,8 +47,11 @@ def _stop_workers_first(environment: Any, **_: Any) -> None:
 
 
 def stop_then_quit(runner: Any) -> None:
-    """At the taken-over ``-t``: stop the workers (their finals arrive, the reports are written), then quit."""
-    logger.info("--run-time limit reached: stopping the workers and collecting their records")
+    """At the taken-over ``-t``: stop the run (a master: its workers, whose finals arrive), write the reports, quit."""
+    if isinstance(runner, MasterRunner):
+        logger.info("--run-time limit reached: stopping the workers and collecting their records")
+    else:
+        logger.info("--run-time limit reached, shutting down")
     runner.stop()
     runner.quit()
 

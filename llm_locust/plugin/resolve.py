@@ -27,7 +27,7 @@ from ..reasoning import parse_reasoning
 from ..recorder import Recorder
 from ..run import LLMRun, Target, new_run_id
 from ..targets import TargetSpec, load_targets
-from .validate import optional_positive_int
+from .validate import backoff_policy, optional_positive_int
 
 
 def target_specs(environment: Any, mock_url: str | None) -> list[TargetSpec]:
@@ -102,4 +102,5 @@ def build_run(environment: Any, mock_url: str | None = None) -> LLMRun:
         recorder=recorder,
         max_requests=optional_positive_int(opts.max_requests, "--max-requests"),
         users=optional_positive_int(getattr(opts, "num_users", None), "--users"),
+        backoff=backoff_policy(opts),
     )

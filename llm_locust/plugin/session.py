@@ -7,14 +7,15 @@ register`) and hung on it as ``environment.llm_plugin`` (:func:`session_of`); ``
 :class:`~llm_locust.distributed.Collector`, a master's taken-over ``-t``, the peak user count, the live sampler and
 the console summary kept for ``quit``. The run itself is ``environment.llm_run`` (:func:`llm_locust.run.current_run`).
 
-* ``test_start``: builds the run (:func:`.resolve.build_run`), writes ``--run-info``, starts the live view, the
-  sampler and the server-metrics scraper (:mod:`llm_locust.servermetrics`; local runner, master), warms up and
-  records Locust's ``request`` events (local runner, worker), then freezes the heap out of the garbage collector's
-  sight; a worker says hello to the master;
+* ``test_start``: builds the run (:func:`.resolve.build_run`), writes ``--run-info``, arms a taken-over headless
+  ``-t`` once the set-up is done, starts the live view, the sampler and the server-metrics scraper
+  (:mod:`llm_locust.servermetrics`; local runner, master), warms up and records Locust's ``request`` events (local
+  runner, worker), then freezes the heap out of the garbage collector's sight; a worker says hello to the master;
 * ``report_to_master`` / ``worker_report``: a worker's records travel with its reports; the master collects them;
 * ``test_stop``: a worker ships what is left with its final count; a master waits for every worker's books; a
   local runner or master then writes the reports (:func:`.reports.write_run_reports`) and prints the summary —
-  at ``quit`` in headless runs, so that it comes after Locust's own tables;
+  at ``quit`` in headless runs, so that it comes after Locust's own tables; an incomplete report sets the process
+  exit code to ``EXIT_INCOMPLETE`` (3);
 * ``quitting``: :meth:`LLMSession.on_quitting` stops the embedded mock server.
 
 Every process samples its own event-loop lag and CPU from test start to stop (:mod:`llm_locust.validity`); a worker
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from typing import Any
 
 import gevent
@@ -50,6 +52,10 @@ logger = logging.getLogger("llm_locust")
 
 #: the environment attribute holding its LLMSession
 SESSION_ATTR = "llm_plugin"
+#: the process exit code of a run whose report is incomplete (a worker lost, records missing); see docs/distributed.md
+EXIT_INCOMPLETE = 3
+#: the longest a master's -t waits for the first worker to start its load
+LOAD_START_WAIT_S = 60.0
 
 
 def session_of(environment: Any) -> LLMSession | None:
@@ -64,7 +70,9 @@ class LLMSession:
         self.environment = environment
         self.mock: EmbeddedMock | None = None
         self.collector: distributed.Collector | None = None  # on a master
-        self.run_time: float | None = None  # a master's -t, taken over so that workers stop before the master quits
+        #: a headless -t, taken over: counted from when the load starts, and a master stops its workers first
+        self.run_time: float | None = None
+        self.run_timer: gevent.Greenlet | None = None
         self.peak_users = 0
         self.sampler: gevent.Greenlet | None = None
         self.pending_console: str | None = None
@@ -80,11 +88,34 @@ class LLMSession:
 
     def wire_master(self, runner: Any) -> None:
         self.collector = distributed.Collector()
-        self.run_time = master.wire_master(self.environment, runner, self.environment.parsed_options, self.collector)
+        master.wire_master(self.environment, runner, self.environment.parsed_options, self.collector)
         runner.register_message(validity.MSG_HEALTH, self.on_health)
 
     def on_health(self, msg: Any, **_: Any) -> None:
         self.health[f"worker {msg.node_id}"] = msg.data
+
+    def take_over_run_time(self) -> None:
+        """Take a headless ``-t`` over from Locust (local runner or master), to count it from when the load starts.
+
+        Locust arms its ``-t`` timer before the run's set-up (``test_start``: prompts, tokenizer, warm-up), on a
+        loop clock that stood still through the blocking start-up, so under CPU load a run came out short by the
+        start-up time; a master would also quit before its workers stop. The timer is armed at test start instead
+        (:meth:`_arm_run_time`)."""
+        opts = self.environment.parsed_options
+        if getattr(opts, "headless", False) and getattr(opts, "run_time", None):
+            self.run_time, opts.run_time = opts.run_time, None
+
+    def _arm_run_time(self, runner: Any) -> None:
+        """Once every test_start listener has run: ``-t`` counts from now (the loop's clock brought up to date); on a
+        master from when the first worker has set its run up and starts its users (its ``llm_hello``), at most
+        ``LOAD_START_WAIT_S`` after the start: workers still busy loading when the run starts lose none of it."""
+        if isinstance(runner, MasterRunner) and self.collector is not None:
+            deadline = time.monotonic() + LOAD_START_WAIT_S
+            while not self.collector.workers and time.monotonic() < deadline:
+                gevent.sleep(0.05)
+        gevent.get_hub().loop.update_now()
+        logger.info("Run time limit: %g s, counted from now", self.run_time)
+        self.run_timer = gevent.spawn_later(self.run_time, master.stop_then_quit, runner)
 
     @property
     def run(self) -> LLMRun | None:
@@ -127,11 +158,11 @@ class LLMSession:
             shape = environment.shape_class
             if isinstance(shape, CapacityShape):
                 shape.attach(run)
+        if self.run_time and self.run_timer is None:
+            gevent.spawn(self._arm_run_time, runner)  # runs once the listeners after this one are done too
         if isinstance(runner, MasterRunner):
             if self.collector is not None:
                 self.collector.reset(run.recorder)
-            if self.run_time:
-                gevent.spawn_later(self.run_time, master.stop_then_quit, runner)
         else:
             run.warm_up()
             environment.events.request.add_listener(run.recorder.on_request)
@@ -200,8 +231,8 @@ class LLMSession:
         processes = {("master" if isinstance(runner, MasterRunner) else "local"): health, **self.health}
         shape = environment.shape_class if isinstance(environment.shape_class, CapacityShape) else None
         console, summary = write_run_reports(run, environment.parsed_options, users, books, processes, shape)
-        code = exit_code(summary)
-        if code is not None and environment.process_exit_code is None and summary["run"].get("complete") is not False:
+        code = EXIT_INCOMPLETE if not books.get("complete", True) else exit_code(summary)
+        if code is not None and (code == EXIT_INCOMPLETE or environment.process_exit_code is None):
             environment.process_exit_code = code
         if environment.parsed_options.headless:
             self.pending_console = console

@@ -12,6 +12,7 @@ import sys
 from argparse import Namespace
 from typing import Any, NoReturn
 
+from ..backoff import DEFAULT_MAX_RETRY_AFTER_S, Policy
 from ..pricing import PriceFileError, load_price_file
 from ..prompts import PromptFileError, load_prompts
 from ..protocols import EndpointError, TemplateError, check_endpoint
@@ -67,6 +68,10 @@ def check_options(opts: Namespace, host: str | None) -> None:
         fail(problem)
     if getattr(opts, "capacity_search", False):
         check_capacity_options(opts)
+    try:
+        backoff_policy(opts)
+    except ValueError as e:
+        fail(str(e))
     if not opts.targets and host and not opts.model and opts.headless:
         fail("--model is required with --host: name the model the endpoint serves (e.g. --model llama3)")
 
@@ -84,6 +89,16 @@ def start_exporter(environment: Any, opts: Namespace) -> None:
     except OSError as e:
         reason = e.strerror or type(e).__name__
         fail(f"--metrics-port {port} on {host} cannot be used ({reason}); pick a free port or leave it out")
+def backoff_policy(opts: Namespace) -> Policy:
+    """The run's backoff policy from ``--no-backoff`` and ``--max-retry-after`` (a string from the web UI's form)."""
+    value = getattr(opts, "max_retry_after", DEFAULT_MAX_RETRY_AFTER_S)
+    try:
+        cap = float(DEFAULT_MAX_RETRY_AFTER_S if value is None or value == "" else value)
+    except (TypeError, ValueError):
+        cap = float("nan")
+    if not 0 <= cap < float("inf"):
+        raise ValueError(f"--max-retry-after must be a number of seconds, 0 or more (got {value!r})")
+    return Policy(enabled=not getattr(opts, "no_backoff", False), max_retry_after_s=cap)
 
 
 def optional_positive_int(value: Any, flag: str) -> int | None:

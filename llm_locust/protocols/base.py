@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,6 +93,22 @@ def retry_after_seconds(headers: Any) -> float | None:
     except ValueError:
         parsed = email.utils.parsedate_to_datetime(value) if value else None
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+#: request headers whose values are credentials
+_CREDENTIAL_HEADER = re.compile(r"auth|key|token|secret|password", re.IGNORECASE)
+
+
+def credentials(headers: dict[str, str]) -> tuple[str, ...]:
+    """The credential values of ``headers``: each whole value, and the part after a scheme (``Bearer <token>``)."""
+    out: list[str] = []
+    for name, value in headers.items():
+        if value and _CREDENTIAL_HEADER.search(name):
+            out.append(value)
+            scheme, _, rest = value.partition(" ")
+            if rest.strip():
+                out.append(rest.strip())
+    return tuple(dict.fromkeys(out))
 
 
 class EndpointError(ValueError):
@@ -186,6 +203,11 @@ class Protocol:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         headers.update(self.route.headers())
         return headers
+
+    def secrets(self, api_key: str | None) -> tuple[str, ...]:
+        """Every credential this protocol sends with ``api_key`` (keys, tokens, whole ``Authorization`` values): what
+        is removed from anything the run shows or writes (:func:`llm_locust.errors.redact`)."""
+        return credentials(self.headers(api_key))
 
     def for_response(self, headers: Any) -> Protocol:
         """The protocol that parses this response (a gateway's fallback chain picks the step that answered)."""

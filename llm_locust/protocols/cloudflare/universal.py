@@ -64,6 +64,12 @@ class GatewayUniversal(Protocol):
     def headers(self, api_key: str | None) -> dict[str, str]:
         return self.route.headers()
 
+    def secrets(self, api_key: str | None) -> tuple[str, ...]:
+        found = list(super().secrets(api_key))
+        for step in self.steps:
+            found += step.secrets(os.environ.get(step.key_env) if step.key_env else None)
+        return tuple(dict.fromkeys(found))
+
     def body(self, prompt: Prompt, max_tokens: int | None) -> list[dict[str, Any]]:  # type: ignore[override]
         out = []
         for step in self.steps:
