@@ -20,7 +20,7 @@ import pytest
 
 from llm_locust import slo, validity
 from llm_locust.report import frame
-from tests.conftest import ROOT, run_locust
+from tests.conftest import ROOT, free_port, run_locust
 from tests.test_webui_browser import browser  # noqa: F401  (the headless Chromium fixture)
 
 PROMPTS = "tests/data/prompts_small.yaml"
@@ -181,7 +181,9 @@ def test_capacity_search_finds_where_the_slo_breaks_and_reports_every_level(capa
 
 
 def test_capacity_search_works_distributed(tmp_path):
-    run = run_locust(tmp_path, "--processes", "1", "--prompt-file", PROMPTS, "--slo", "ttft_p99=95ms",
+    port = str(free_port())
+    run = run_locust(tmp_path, "--processes", "1", "--master-bind-port", port, "--master-port", port,
+                     "--prompt-file", PROMPTS, "--slo", "ttft_p99=95ms",
                      "--capacity-search", "--capacity-start", "4", "--capacity-max", "32", "--level-requests", "40",
                      "--level-warmup", "0.5", "--mock-server-args", QUEUE_MOCK, "--only-summary", timeout=300,
                      json_stats=False)  # fmt: skip
@@ -330,8 +332,10 @@ def test_validity_verdict_names_the_process_the_figure_and_the_fix():
 def test_a_run_with_the_workers_cpu_saturated_is_flagged_invalid(tmp_path):
     """A worker whose locustfile also burns CPU (tests/data/burn_locustfile.py): its loop lag and CPU are sent to
     the master, and the run is marked invalid with the figures."""
+    port = free_port()
     cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "tests/data/burn_locustfile.py"), "--headless",
-           "--processes", "1", "-u", "3", "-r", "3", "-t", "5s", "--prompt-file", PROMPTS, "--report-dir",
+           "--processes", "1", "--master-bind-port", str(port), "--master-port", str(port),
+           "-u", "3", "-r", "3", "-t", "5s", "--prompt-file", PROMPTS, "--report-dir",
            str(tmp_path / "reports"), "--only-summary", "--mock-server-args", "--ttft-ms 20 --output-tokens 8"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=90, env=os.environ.copy())
     assert proc.returncode == 0, proc.stderr[-3000:]
