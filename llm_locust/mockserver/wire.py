@@ -24,6 +24,12 @@ from typing import Any
 #: ``GenRequest.reasoning`` of a request that asks for reasoning without naming a budget
 NO_BUDGET = 1 << 30
 
+#: SSE bytes the OpenAI-style streams share (OpenAI, Workers AI, Gemini): the end marker, the comment sent while
+#: waiting for the first token, and the ``malformed`` fault's broken event
+SSE_DONE = b"data: [DONE]\n\n"
+SSE_KEEPALIVE = b": keep-alive\n\n"
+SSE_MALFORMED = b"data: {not json\n\n"
+
 
 class RequestError(Exception):
     """The request body is unacceptable: answer 400 with ``message`` in the protocol's error shape."""
