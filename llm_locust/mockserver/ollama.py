@@ -150,9 +150,7 @@ class MockOllamaChat(_MockOllamaBase):
     name = "ollama-chat"
 
     def parse(self, body: dict[str, Any], params: Mapping[str, str]) -> GenRequest:
-        messages = body.get("messages")
-        if not isinstance(messages, list):
-            raise RequestError("messages must be a list")
+        messages = wire.messages_of(body)
         prompt = sum(script.count_words(m.get("content") or "") for m in messages if isinstance(m, dict))
         return self._common(body, prompt)
 
@@ -160,9 +158,7 @@ class MockOllamaChat(_MockOllamaBase):
         self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
         completion_tokens: int, reasoning_tokens: int,
     ) -> bytes:  # fmt: skip
-        message: dict[str, Any] = {"role": "assistant", "content": text}
-        if reasoning_tokens:
-            message["thinking"] = reasoning_text
+        message = wire.assistant_message(text, "thinking", reasoning_text, reasoning_tokens)
         return wire.dumps({
             "model": req.model, "created_at": created_at(), "message": message, "done": True,
             "done_reason": finish_reason, **durations(reply, completion_tokens, req.usage),

@@ -156,6 +156,20 @@ class _MockOpenAIBase(WireProtocol):
     def encoder(self, req: GenRequest, reply: Reply) -> StreamEncoder:
         return OpenAIEncoder(req, reply, self.chat, req.continuous_usage)
 
+    def _full_body(
+        self, req: GenRequest, reply: Reply, choice: dict[str, Any], finish_reason: str, completion_tokens: int,
+        reasoning_tokens: int,
+    ) -> bytes:  # fmt: skip
+        """A non-streamed reply with one choice (``choice``: its ``message`` or ``text``), usage unless --no-usage."""
+        obj = {
+            "id": f"{'chatcmpl' if self.chat else 'cmpl'}-mock{reply.seq}",
+            "object": "chat.completion" if self.chat else "text_completion", "created": reply.created,
+            "model": req.model, "choices": [{"index": 0, **choice, "logprobs": None, "finish_reason": finish_reason}],
+        }  # fmt: skip
+        if req.usage:
+            obj["usage"] = usage_obj(reply.prompt_tokens, completion_tokens, reasoning_tokens)
+        return wire.dumps(obj).encode()
+
     def error_body(
         self, status: int, model: str, message: str | None = None, code: str | None = None, seq: int = 0,
         retry_after: int | None = None,
@@ -172,9 +186,7 @@ class MockOpenAIChat(_MockOpenAIBase):
     name = "openai-chat"
 
     def parse(self, body: dict[str, Any], params: Mapping[str, str]) -> GenRequest:
-        messages = body.get("messages")
-        if not isinstance(messages, list):
-            raise RequestError("messages must be a list")
+        messages = wire.messages_of(body)
         prompt = sum(wire.content_words(m.get("content")) for m in messages if isinstance(m, dict))
         include, continuous = _stream_options(body)
         model = body.get("model") or "mock-model"
@@ -185,17 +197,8 @@ class MockOpenAIChat(_MockOpenAIBase):
         self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
         completion_tokens: int, reasoning_tokens: int,
     ) -> bytes:  # fmt: skip
-        message: dict[str, Any] = {"role": "assistant", "content": text}
-        if reasoning_tokens:
-            message["reasoning_content"] = reasoning_text
-        obj = {
-            "id": f"chatcmpl-mock{reply.seq}", "object": "chat.completion", "created": reply.created,
-            "model": req.model,
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
-        }  # fmt: skip
-        if req.usage:
-            obj["usage"] = usage_obj(reply.prompt_tokens, completion_tokens, reasoning_tokens)
-        return wire.dumps(obj).encode()
+        message = wire.assistant_message(text, "reasoning_content", reasoning_text, reasoning_tokens)
+        return self._full_body(req, reply, {"message": message}, finish_reason, completion_tokens, reasoning_tokens)
 
 
 class MockOpenAICompletions(_MockOpenAIBase):
@@ -222,14 +225,7 @@ class MockOpenAICompletions(_MockOpenAIBase):
         self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
         completion_tokens: int, reasoning_tokens: int,
     ) -> bytes:  # fmt: skip
-        obj = {
-            "id": f"cmpl-mock{reply.seq}", "object": "text_completion", "created": reply.created,
-            "model": req.model,
-            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}],
-        }  # fmt: skip
-        if req.usage:
-            obj["usage"] = usage_obj(reply.prompt_tokens, completion_tokens, reasoning_tokens)
-        return wire.dumps(obj).encode()
+        return self._full_body(req, reply, {"text": text}, finish_reason, completion_tokens, reasoning_tokens)
 
 
 def models_body() -> bytes:

@@ -165,6 +165,22 @@ def content_words(content: Any) -> int:
     return 0
 
 
+def messages_of(body: dict[str, Any]) -> list[Any]:
+    """A chat request's ``messages`` list; RequestError if it is not a list."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        raise RequestError("messages must be a list")
+    return messages
+
+
+def assistant_message(text: str, reasoning_key: str, reasoning_text: str, reasoning_tokens: int) -> dict[str, Any]:
+    """A non-streamed chat reply's message; the reasoning under ``reasoning_key`` when there was any."""
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if reasoning_tokens:
+        message[reasoning_key] = reasoning_text
+    return message
+
+
 def int_or_none(value: Any, field: str) -> int | None:
     """``value`` as an int (None stays None); RequestError if it is not an integer."""
     if value is None:
