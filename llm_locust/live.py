@@ -27,6 +27,17 @@ _GROWTH = math.log(1.02)
 _FLOOR_MS = 0.001
 
 
+def bucket_at(counts: dict[int, int], n: int, q: float) -> int | None:
+    """The bucket holding quantile ``q`` of the ``n`` values counted in ``counts`` (bucket -> count), or None."""
+    rank = q * (n - 1)
+    seen = 0
+    for k in sorted(counts):
+        seen += counts[k]
+        if seen > rank:
+            return k
+    return None
+
+
 class Histogram:
     """Log-bucket histogram of positive values in ms; ``quantile`` answers within 2 % of the exact value.
 
@@ -74,13 +85,8 @@ class Histogram:
         self._fold()
         if not self.n:
             return None
-        rank = q * (self.n - 1)
-        seen = 0
-        for k in sorted(self.counts):
-            seen += self.counts[k]
-            if seen > rank:
-                return _FLOOR_MS * math.exp((k + 0.5) * _GROWTH)  # bucket midpoint
-        return None
+        k = bucket_at(self.counts, self.n, q)
+        return None if k is None else _FLOOR_MS * math.exp((k + 0.5) * _GROWTH)  # bucket midpoint
 
 
 @dataclass

@@ -30,6 +30,8 @@ from typing import Any
 
 import gevent
 
+from .live import bucket_at
+
 TICK_S = 0.1
 CPU_EVERY_S = 1.0  # CPU is sampled at the first tick at least this long after the last sample
 CPU_LIMIT = 90.0
@@ -58,13 +60,8 @@ class LagHistogram:
     def quantile(self, q: float) -> float | None:
         if not self.n:
             return None
-        rank = q * (self.n - 1)
-        seen = 0
-        for key in sorted(self.counts):
-            seen += self.counts[key]
-            if seen > rank:
-                return min(_FLOOR_MS * math.exp((key + 1) * _GROWTH), self.max)
-        return self.max
+        key = bucket_at(self.counts, self.n, q)
+        return self.max if key is None else min(_FLOOR_MS * math.exp((key + 1) * _GROWTH), self.max)
 
     def summary(self) -> dict[str, Any]:
         return {

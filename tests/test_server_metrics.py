@@ -1,4 +1,4 @@
-"""The server's metrics in the run (llm_locust/servermetrics.py), the mock's /metrics, and our exporter
+"""The server's metrics in the run (llm_locust/servermetrics/), the mock's /metrics, and our exporter
 (llm_locust/exporter.py): parsed pages of each known server, real `locust` runs against the real mock server, and
 the exporter's page read back with prometheus_client's own parser.
 """

@@ -30,19 +30,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from llm_locust.mockserver.script import count_words
-from llm_locust.mockserver.wire import (
-    NO_BUDGET,
-    GenRequest,
-    Reply,
-    RequestError,
-    StreamEncoder,
-    WireProtocol,
-    content_words,
-    dumps,
-    int_or_none,
-    json_str,
-)
+from llm_locust.mockserver import script, wire
+from llm_locust.mockserver.wire import GenRequest, Reply, RequestError, StreamEncoder, WireProtocol
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 SIGNATURE = "EqQBCgIYAhIMbW9jay1zaWduYXR1cmU="  # an opaque signature of the thinking block (base64, like the real one)
@@ -109,17 +98,17 @@ class AnthropicEncoder(StreamEncoder):
         if self.req.usage:
             message["usage"] = {"input_tokens": self.reply.prompt_tokens, "cache_creation_input_tokens": 0,
                                 "cache_read_input_tokens": 0, "output_tokens": 1}  # fmt: skip
-        start = sse("message_start", dumps({"type": "message_start", "message": message}))
+        start = sse("message_start", wire.dumps({"type": "message_start", "message": message}))
         return [start, self._block_start(0, "thinking" if self.thinking else "text"), PING]
 
     def tokens(self, text: str, reasoning: bool, completion_tokens: int, reasoning_tokens: int) -> bytes:
         if reasoning:
-            return self._thinking + json_str(text).encode() + b"}}\n\n"
+            return self._thinking + wire.json_str(text).encode() + b"}}\n\n"
         if self.thinking:  # the first text token closes the thinking block and opens the text block
             self.thinking = False
-            return b"".join((self._end_thinking, self._block_start(1, "text"), self._text, json_str(text).encode(),
+            return b"".join((self._end_thinking, self._block_start(1, "text"), self._text, wire.json_str(text).encode(),
                              b"}}\n\n"))  # fmt: skip
-        return self._text + json_str(text).encode() + b"}}\n\n"
+        return self._text + wire.json_str(text).encode() + b"}}\n\n"
 
     def malformed(self) -> bytes:
         return MALFORMED
@@ -138,7 +127,7 @@ class AnthropicEncoder(StreamEncoder):
         }  # fmt: skip
         if self.req.usage:
             delta["usage"] = {"output_tokens": completion_tokens}
-        return [end + sse("message_delta", dumps(delta)), sse("message_stop", '{"type":"message_stop"}')]
+        return [end + sse("message_delta", wire.dumps(delta)), sse("message_stop", '{"type":"message_stop"}')]
 
 
 class MockAnthropicMessages(WireProtocol):
@@ -153,28 +142,28 @@ class MockAnthropicMessages(WireProtocol):
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise RequestError("messages: Field required")
-        limit = int_or_none(body.get("max_tokens"), "max_tokens")
+        limit = wire.int_or_none(body.get("max_tokens"), "max_tokens")
         if limit is None:
             raise RequestError("max_tokens: Field required")
         if limit < 1:
             raise RequestError("max_tokens: Input should be greater than or equal to 1")
         system = body.get("system")
-        prompt = count_words(system) if isinstance(system, str) else content_words(system)
-        prompt += sum(content_words(m.get("content")) for m in messages if isinstance(m, dict))
+        prompt = script.count_words(system) if isinstance(system, str) else wire.content_words(system)
+        prompt += sum(wire.content_words(m.get("content")) for m in messages if isinstance(m, dict))
         greq = GenRequest(str(body["model"]), bool(body.get("stream", False)), limit, prompt)
         thinking = body.get("thinking")
         if thinking is None:
             return greq
         kind = thinking.get("type") if isinstance(thinking, dict) else None
         if kind == "enabled":
-            budget = int_or_none(thinking.get("budget_tokens"), "thinking.budget_tokens")
+            budget = wire.int_or_none(thinking.get("budget_tokens"), "thinking.budget_tokens")
             if budget is None or budget < 1:
                 raise RequestError("thinking.enabled.budget_tokens: Field required")
             if limit <= budget:
                 raise RequestError("`max_tokens` must be greater than `thinking.budget_tokens`")
             greq.reasoning, greq.reasoning_asked = budget, f"thinking:{budget}"
         elif kind == "adaptive":
-            greq.reasoning, greq.reasoning_asked = NO_BUDGET, "thinking:adaptive"
+            greq.reasoning, greq.reasoning_asked = wire.NO_BUDGET, "thinking:adaptive"
         elif kind == "disabled":
             greq.reasoning, greq.reasoning_asked = 0, "thinking:disabled"
         else:
@@ -199,7 +188,7 @@ class MockAnthropicMessages(WireProtocol):
         if req.usage:
             obj["usage"] = {"input_tokens": reply.prompt_tokens, "cache_creation_input_tokens": 0,
                             "cache_read_input_tokens": 0, "output_tokens": completion_tokens}  # fmt: skip
-        return dumps(obj).encode()
+        return wire.dumps(obj).encode()
 
     def error_body(
         self, status: int, model: str, message: str | None = None, code: str | None = None, seq: int = 0,
@@ -208,5 +197,5 @@ class MockAnthropicMessages(WireProtocol):
         etype, default = ERRORS.get(status, ("api_error" if status >= 500 else "invalid_request_error", "Error."))
         if message is None:
             message = default.format(model=model or "mock-model")
-        return dumps({"type": "error", "error": {"type": etype, "message": message},
+        return wire.dumps({"type": "error", "error": {"type": etype, "message": message},
                       "request_id": f"req_mock{seq}"}).encode()  # fmt: skip

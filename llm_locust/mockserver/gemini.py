@@ -30,21 +30,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from llm_locust.mockserver.script import count_words
-from llm_locust.mockserver.wire import (
-    NO_BUDGET,
-    GenRequest,
-    Reply,
-    RequestError,
-    StreamEncoder,
-    WireProtocol,
-    dumps,
-    int_or_none,
-    json_str,
-)
+from llm_locust.mockserver import script, wire
+from llm_locust.mockserver.wire import GenRequest, Reply, RequestError, StreamEncoder, WireProtocol
 
-KEEPALIVE = b": keep-alive\n\n"
-MALFORMED = b"data: {not json\n\n"
 FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS"}
 
 #: HTTP status -> google.rpc status name
@@ -88,13 +76,13 @@ def _parts_words(obj: Any) -> int:
     parts = obj.get("parts")
     if not isinstance(parts, list):
         return 0
-    return sum(count_words(str(p.get("text") or "")) for p in parts if isinstance(p, dict))
+    return sum(script.count_words(str(p.get("text") or "")) for p in parts if isinstance(p, dict))
 
 
 class GeminiEncoder(StreamEncoder):
     """SSE ``data:`` lines of one streamed ``streamGenerateContent`` reply."""
 
-    keepalive = KEEPALIVE
+    keepalive = wire.SSE_KEEPALIVE
 
     def __init__(self, req: GenRequest, reply: Reply) -> None:
         self.usage = req.usage
@@ -106,7 +94,7 @@ class GeminiEncoder(StreamEncoder):
         self._head = b'data: {"candidates":[{"content":{"parts":[{"text":'
         self._text_end = b'}],"role":"model"},'
         self._thought_end = b',"thought":true}],"role":"model"},'
-        self._tail = (',"modelVersion":' + dumps(req.model) + "}\n\n").encode()
+        self._tail = (',"modelVersion":' + wire.dumps(req.model) + "}\n\n").encode()
 
     def _usage(self, visible: int, thoughts: int) -> bytes:
         if not self.usage:
@@ -130,15 +118,15 @@ class GeminiEncoder(StreamEncoder):
         else:
             candidate = b'"index":0}]'
         return b"".join((
-            self._head, json_str(text).encode(), self._thought_end if reasoning else self._text_end, candidate,
+            self._head, wire.json_str(text).encode(), self._thought_end if reasoning else self._text_end, candidate,
             self._usage(completion_tokens - reasoning_tokens, reasoning_tokens), self._tail,
         ))  # fmt: skip
 
     def malformed(self) -> bytes:
-        return MALFORMED
+        return wire.SSE_MALFORMED
 
     def error(self, message: str) -> bytes:
-        return b"data: " + dumps(google_error(500, message)).encode() + b"\n\n"
+        return b"data: " + wire.dumps(google_error(500, message)).encode() + b"\n\n"
 
     def closing(self, finish_reason: str, completion_tokens: int, reasoning_tokens: int) -> list[bytes]:
         if self.finished:
@@ -169,7 +157,7 @@ class MockGemini(WireProtocol):
         config = body.get("generationConfig", body.get("generation_config")) or {}
         if not isinstance(config, dict):
             raise RequestError("generationConfig must be an object")
-        limit = int_or_none(config.get("maxOutputTokens", config.get("max_output_tokens")), "maxOutputTokens")
+        limit = wire.int_or_none(config.get("maxOutputTokens", config.get("max_output_tokens")), "maxOutputTokens")
         if limit is not None and limit < 0:
             raise RequestError("maxOutputTokens must be >= 0")
         prompt = sum(_parts_words(c) for c in contents)
@@ -180,10 +168,10 @@ class MockGemini(WireProtocol):
             return greq
         if not isinstance(thinking, dict):
             raise RequestError("generationConfig.thinkingConfig must be an object")
-        budget = int_or_none(thinking.get("thinkingBudget", thinking.get("thinking_budget")), "thinkingBudget")
+        budget = wire.int_or_none(thinking.get("thinkingBudget", thinking.get("thinking_budget")), "thinkingBudget")
         if budget is not None and budget < -1:
             raise RequestError("thinkingBudget must be -1 (dynamic), 0 (off) or a positive number of tokens")
-        greq.reasoning = NO_BUDGET if budget is None or budget == -1 else budget
+        greq.reasoning = wire.NO_BUDGET if budget is None or budget == -1 else budget
         greq.hide_reasoning = not thinking.get("includeThoughts", thinking.get("include_thoughts", False))
         greq.reasoning_asked = f"thinkingBudget:{budget}" + ("" if greq.hide_reasoning else ",includeThoughts")
         return greq
@@ -210,13 +198,13 @@ class MockGemini(WireProtocol):
                 usage["thoughtsTokenCount"] = reasoning_tokens
             obj["usageMetadata"] = usage
         obj["modelVersion"] = req.model
-        return dumps(obj).encode()
+        return wire.dumps(obj).encode()
 
     def error_body(
         self, status: int, model: str, message: str | None = None, code: str | None = None, seq: int = 0,
         retry_after: int | None = None,
     ) -> bytes:  # fmt: skip
-        return dumps(self._error(status, model, message, retry_after)[1]).encode()
+        return wire.dumps(self._error(status, model, message, retry_after)[1]).encode()
 
     def _error(
         self, status: int, model: str, message: str | None, retry_after: int | None
@@ -246,7 +234,7 @@ class MockGemini(WireProtocol):
         retry_after: int | None = None,
     ) -> tuple[int, bytes, list[tuple[str, str]]]:  # fmt: skip
         status, body = self._error(status, model, message, retry_after)
-        return status, dumps(body).encode(), []  # the retry hint is RetryInfo in the body, not a header
+        return status, wire.dumps(body).encode(), []  # the retry hint is RetryInfo in the body, not a header
 
 
 class MockVertex(MockGemini):

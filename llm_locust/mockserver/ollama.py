@@ -23,18 +23,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from llm_locust.mockserver.script import count_words
-from llm_locust.mockserver.wire import (
-    NO_BUDGET,
-    GenRequest,
-    Reply,
-    RequestError,
-    StreamEncoder,
-    WireProtocol,
-    dumps,
-    int_or_none,
-    json_str,
-)
+from llm_locust.mockserver import script, wire
+from llm_locust.mockserver.wire import GenRequest, Reply, RequestError, StreamEncoder, WireProtocol
 
 MALFORMED = b"{not json\n"
 
@@ -90,7 +80,7 @@ class OllamaEncoder(StreamEncoder):
         self.model = req.model
         self.usage = req.usage
         self.chat = chat
-        self._head = '{"model":' + dumps(req.model) + ',"created_at":"'
+        self._head = '{"model":' + wire.dumps(req.model) + ',"created_at":"'
         if chat:
             self._content = '","message":{"role":"assistant","content":'
             self._thinking = '","message":{"role":"assistant","content":"","thinking":'
@@ -102,13 +92,13 @@ class OllamaEncoder(StreamEncoder):
 
     def tokens(self, text: str, reasoning: bool, completion_tokens: int, reasoning_tokens: int) -> bytes:
         mid = self._thinking if reasoning else self._content
-        return (self._head + created_at() + mid + json_str(text) + self._tail).encode()
+        return (self._head + created_at() + mid + wire.json_str(text) + self._tail).encode()
 
     def malformed(self) -> bytes:
         return MALFORMED
 
     def error(self, message: str) -> bytes:
-        return (dumps({"error": message}) + "\n").encode()
+        return (wire.dumps({"error": message}) + "\n").encode()
 
     def closing(self, finish_reason: str, completion_tokens: int, reasoning_tokens: int) -> list[bytes]:
         obj: dict[str, Any] = {"model": self.model, "created_at": created_at()}
@@ -117,7 +107,7 @@ class OllamaEncoder(StreamEncoder):
         else:
             obj["response"] = ""
         obj.update(done=True, done_reason=finish_reason, **durations(self.reply, completion_tokens, self.usage))
-        return [(dumps(obj) + "\n").encode()]
+        return [(wire.dumps(obj) + "\n").encode()]
 
 
 class _MockOllamaBase(WireProtocol):
@@ -129,7 +119,7 @@ class _MockOllamaBase(WireProtocol):
         options = body.get("options") or {}
         if not isinstance(options, dict):
             raise RequestError("options must be an object")
-        limit = int_or_none(options.get("num_predict"), "num_predict")
+        limit = wire.int_or_none(options.get("num_predict"), "num_predict")
         if limit is not None and limit < 0:
             limit = None  # -1 = infinite, -2 = fill the context
         model = body.get("model") or "mock-model"
@@ -138,7 +128,7 @@ class _MockOllamaBase(WireProtocol):
         if think is not None:
             if think not in (True, False, "low", "medium", "high", "max"):
                 raise RequestError("think must be true, false, or one of low, medium, high, max")
-            greq.reasoning = NO_BUDGET if think else 0
+            greq.reasoning = wire.NO_BUDGET if think else 0
             greq.reasoning_asked = f"think:{str(think).lower()}"
         return greq
 
@@ -151,7 +141,7 @@ class _MockOllamaBase(WireProtocol):
     ) -> bytes:  # fmt: skip
         if message is None:
             message = ERRORS.get(status, "error").format(model=model or "mock-model")
-        return dumps({"error": message}).encode()
+        return wire.dumps({"error": message}).encode()
 
 
 class MockOllamaChat(_MockOllamaBase):
@@ -160,20 +150,16 @@ class MockOllamaChat(_MockOllamaBase):
     name = "ollama-chat"
 
     def parse(self, body: dict[str, Any], params: Mapping[str, str]) -> GenRequest:
-        messages = body.get("messages")
-        if not isinstance(messages, list):
-            raise RequestError("messages must be a list")
-        prompt = sum(count_words(m.get("content") or "") for m in messages if isinstance(m, dict))
+        messages = wire.messages_of(body)
+        prompt = sum(script.count_words(m.get("content") or "") for m in messages if isinstance(m, dict))
         return self._common(body, prompt)
 
     def full_response(
         self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
         completion_tokens: int, reasoning_tokens: int,
     ) -> bytes:  # fmt: skip
-        message: dict[str, Any] = {"role": "assistant", "content": text}
-        if reasoning_tokens:
-            message["thinking"] = reasoning_text
-        return dumps({
+        message = wire.assistant_message(text, "thinking", reasoning_text, reasoning_tokens)
+        return wire.dumps({
             "model": req.model, "created_at": created_at(), "message": message, "done": True,
             "done_reason": finish_reason, **durations(reply, completion_tokens, req.usage),
         }).encode()  # fmt: skip
@@ -189,7 +175,7 @@ class MockOllamaGenerate(_MockOllamaBase):
         prompt, system = body.get("prompt") or "", body.get("system") or ""
         if not isinstance(prompt, str) or not isinstance(system, str):
             raise RequestError("prompt and system must be strings")
-        return self._common(body, count_words(prompt) + count_words(system))
+        return self._common(body, script.count_words(prompt) + script.count_words(system))
 
     def full_response(
         self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
@@ -199,4 +185,4 @@ class MockOllamaGenerate(_MockOllamaBase):
         if reasoning_tokens:
             obj["thinking"] = reasoning_text
         obj.update(done=True, done_reason=finish_reason, **durations(reply, completion_tokens, req.usage))
-        return dumps(obj).encode()
+        return wire.dumps(obj).encode()

@@ -21,23 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from llm_locust.mockserver.script import count_words
-from llm_locust.mockserver.wire import (
-    NO_BUDGET,
-    GenRequest,
-    Reply,
-    RequestError,
-    StreamEncoder,
-    WireProtocol,
-    content_words,
-    dumps,
-    int_or_none,
-    json_str,
-)
-
-DONE = b"data: [DONE]\n\n"
-KEEPALIVE = b": keep-alive\n\n"
-MALFORMED = b"data: {not json\n\n"
+from llm_locust.mockserver import script, wire
+from llm_locust.mockserver.wire import GenRequest, Reply, RequestError, StreamEncoder, WireProtocol
 
 #: status -> (error type, error code, default message); "{model}" is filled in.
 ERRORS: dict[int, tuple[str, str | None, str]] = {
@@ -82,19 +67,19 @@ def _reasoning(greq: GenRequest, body: dict[str, Any]) -> GenRequest:
     if effort is not None:
         if effort not in EFFORTS:
             raise RequestError(f"reasoning_effort must be one of {', '.join(EFFORTS)}")
-        greq.reasoning = 0 if effort == "none" else NO_BUDGET
+        greq.reasoning = 0 if effort == "none" else wire.NO_BUDGET
         greq.reasoning_asked = f"reasoning_effort:{effort}"
     elif body.get("prompt_mode") is not None:
         if body["prompt_mode"] != "reasoning":
             raise RequestError("prompt_mode must be 'reasoning'")
-        greq.reasoning, greq.reasoning_asked = NO_BUDGET, "prompt_mode:reasoning"
+        greq.reasoning, greq.reasoning_asked = wire.NO_BUDGET, "prompt_mode:reasoning"
     return greq
 
 
 def _limit(body: dict[str, Any]) -> int | None:
-    limit = int_or_none(body.get("max_completion_tokens"), "max_completion_tokens")
+    limit = wire.int_or_none(body.get("max_completion_tokens"), "max_completion_tokens")
     if limit is None:
-        limit = int_or_none(body.get("max_tokens"), "max_tokens")
+        limit = wire.int_or_none(body.get("max_tokens"), "max_tokens")
     if limit is not None and limit < 0:
         raise RequestError("max_tokens must be >= 0")
     return limit
@@ -103,7 +88,7 @@ def _limit(body: dict[str, Any]) -> int | None:
 class OpenAIEncoder(StreamEncoder):
     """SSE events of one streamed OpenAI reply, with the per-request JSON prefixes built once."""
 
-    keepalive = KEEPALIVE
+    keepalive = wire.SSE_KEEPALIVE
 
     def __init__(self, req: GenRequest, reply: Reply, chat: bool, continuous: bool) -> None:
         self.req = req
@@ -113,7 +98,7 @@ class OpenAIEncoder(StreamEncoder):
         kind = "chat.completion.chunk" if chat else "text_completion"
         prefix = "chatcmpl" if chat else "cmpl"
         self.head = (
-            f'{{"id":"{prefix}-mock{reply.seq}","object":"{kind}","created":{reply.created},"model":{dumps(req.model)}'
+            f'{{"id":"{prefix}-mock{reply.seq}","object":"{kind}","created":{reply.created},"model":{wire.dumps(req.model)}'
         )
         head = "data: " + self.head + ',"choices":[{"index":0,'
         if chat:
@@ -127,7 +112,7 @@ class OpenAIEncoder(StreamEncoder):
 
     def _usage(self, completion: int, reasoning: int) -> bytes:
         if self.continuous:
-            return (',"usage":' + dumps(usage_obj(self.reply.prompt_tokens, completion, reasoning))).encode()
+            return (',"usage":' + wire.dumps(usage_obj(self.reply.prompt_tokens, completion, reasoning))).encode()
         return self._usage_null
 
     def _event(self, choice: str, usage: bytes) -> bytes:
@@ -141,16 +126,16 @@ class OpenAIEncoder(StreamEncoder):
 
     def tokens(self, text: str, reasoning: bool, completion_tokens: int, reasoning_tokens: int) -> bytes:
         return b"".join((
-            self._reasoning if reasoning else self._content, json_str(text).encode(), self._tail,
+            self._reasoning if reasoning else self._content, wire.json_str(text).encode(), self._tail,
             self._usage(completion_tokens, reasoning_tokens) if self.continuous else self._usage_null, b"}\n\n",
         ))  # fmt: skip
 
     def malformed(self) -> bytes:
-        return MALFORMED
+        return wire.SSE_MALFORMED
 
     def error(self, message: str) -> bytes:
         error = {"error": {"message": message, "type": "server_error", "code": 500}}
-        return b"data: " + dumps(error).encode() + b"\n\n"
+        return b"data: " + wire.dumps(error).encode() + b"\n\n"
 
     def closing(self, finish_reason: str, completion_tokens: int, reasoning_tokens: int) -> list[bytes]:
         if self.chat:
@@ -159,9 +144,9 @@ class OpenAIEncoder(StreamEncoder):
             choice = f'{{"index":0,"text":"","logprobs":null,"finish_reason":"{finish_reason}"}}'
         events = [self._event(choice, self._usage(completion_tokens, reasoning_tokens))]
         if self.req.include_usage:
-            usage = dumps(usage_obj(self.reply.prompt_tokens, completion_tokens, reasoning_tokens))
+            usage = wire.dumps(usage_obj(self.reply.prompt_tokens, completion_tokens, reasoning_tokens))
             events.append(b"data: " + self.head.encode() + b',"choices":[],"usage":' + usage.encode() + b"}\n\n")
-        events.append(DONE)
+        events.append(wire.SSE_DONE)
         return events
 
 
@@ -171,6 +156,20 @@ class _MockOpenAIBase(WireProtocol):
     def encoder(self, req: GenRequest, reply: Reply) -> StreamEncoder:
         return OpenAIEncoder(req, reply, self.chat, req.continuous_usage)
 
+    def _full_body(
+        self, req: GenRequest, reply: Reply, choice: dict[str, Any], finish_reason: str, completion_tokens: int,
+        reasoning_tokens: int,
+    ) -> bytes:  # fmt: skip
+        """A non-streamed reply with one choice (``choice``: its ``message`` or ``text``), usage unless --no-usage."""
+        obj = {
+            "id": f"{'chatcmpl' if self.chat else 'cmpl'}-mock{reply.seq}",
+            "object": "chat.completion" if self.chat else "text_completion", "created": reply.created,
+            "model": req.model, "choices": [{"index": 0, **choice, "logprobs": None, "finish_reason": finish_reason}],
+        }  # fmt: skip
+        if req.usage:
+            obj["usage"] = usage_obj(reply.prompt_tokens, completion_tokens, reasoning_tokens)
+        return wire.dumps(obj).encode()
+
     def error_body(
         self, status: int, model: str, message: str | None = None, code: str | None = None, seq: int = 0,
         retry_after: int | None = None,
@@ -178,7 +177,7 @@ class _MockOpenAIBase(WireProtocol):
         etype, default_code, default_message = ERRORS.get(status, ("server_error", None, "Error."))
         if message is None:
             message, code = default_message.format(model=model or "mock-model"), default_code
-        return dumps({"error": {"message": message, "type": etype, "param": None, "code": code}}).encode()
+        return wire.dumps({"error": {"message": message, "type": etype, "param": None, "code": code}}).encode()
 
 
 class MockOpenAIChat(_MockOpenAIBase):
@@ -187,10 +186,8 @@ class MockOpenAIChat(_MockOpenAIBase):
     name = "openai-chat"
 
     def parse(self, body: dict[str, Any], params: Mapping[str, str]) -> GenRequest:
-        messages = body.get("messages")
-        if not isinstance(messages, list):
-            raise RequestError("messages must be a list")
-        prompt = sum(content_words(m.get("content")) for m in messages if isinstance(m, dict))
+        messages = wire.messages_of(body)
+        prompt = sum(wire.content_words(m.get("content")) for m in messages if isinstance(m, dict))
         include, continuous = _stream_options(body)
         model = body.get("model") or "mock-model"
         greq = GenRequest(str(model), bool(body.get("stream", False)), _limit(body), prompt, include, continuous)
@@ -200,17 +197,8 @@ class MockOpenAIChat(_MockOpenAIBase):
         self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
         completion_tokens: int, reasoning_tokens: int,
     ) -> bytes:  # fmt: skip
-        message: dict[str, Any] = {"role": "assistant", "content": text}
-        if reasoning_tokens:
-            message["reasoning_content"] = reasoning_text
-        obj = {
-            "id": f"chatcmpl-mock{reply.seq}", "object": "chat.completion", "created": reply.created,
-            "model": req.model,
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
-        }  # fmt: skip
-        if req.usage:
-            obj["usage"] = usage_obj(reply.prompt_tokens, completion_tokens, reasoning_tokens)
-        return dumps(obj).encode()
+        message = wire.assistant_message(text, "reasoning_content", reasoning_text, reasoning_tokens)
+        return self._full_body(req, reply, {"message": message}, finish_reason, completion_tokens, reasoning_tokens)
 
 
 class MockOpenAICompletions(_MockOpenAIBase):
@@ -223,9 +211,10 @@ class MockOpenAICompletions(_MockOpenAIBase):
     def parse(self, body: dict[str, Any], params: Mapping[str, str]) -> GenRequest:
         prompt = body.get("prompt", "")
         if isinstance(prompt, str):
-            words = count_words(prompt)
+            words = script.count_words(prompt)
         elif isinstance(prompt, list):  # list of strings, token ids, or lists of token ids
-            words = sum(count_words(p) if isinstance(p, str) else len(p) if isinstance(p, list) else 1 for p in prompt)
+            count = script.count_words
+            words = sum(count(p) if isinstance(p, str) else len(p) if isinstance(p, list) else 1 for p in prompt)
         else:
             raise RequestError("prompt must be a string or a list")
         include, continuous = _stream_options(body)
@@ -236,19 +225,12 @@ class MockOpenAICompletions(_MockOpenAIBase):
         self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
         completion_tokens: int, reasoning_tokens: int,
     ) -> bytes:  # fmt: skip
-        obj = {
-            "id": f"cmpl-mock{reply.seq}", "object": "text_completion", "created": reply.created,
-            "model": req.model,
-            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}],
-        }  # fmt: skip
-        if req.usage:
-            obj["usage"] = usage_obj(reply.prompt_tokens, completion_tokens, reasoning_tokens)
-        return dumps(obj).encode()
+        return self._full_body(req, reply, {"text": text}, finish_reason, completion_tokens, reasoning_tokens)
 
 
 def models_body() -> bytes:
     """``GET /v1/models``."""
-    return dumps({
+    return wire.dumps({
         "object": "list",
         "data": [{"id": "mock-model", "object": "model", "created": 1700000000, "owned_by": "llm-locust"}],
     }).encode()  # fmt: skip

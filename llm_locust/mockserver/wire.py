@@ -24,6 +24,12 @@ from typing import Any
 #: ``GenRequest.reasoning`` of a request that asks for reasoning without naming a budget
 NO_BUDGET = 1 << 30
 
+#: SSE bytes the OpenAI-style streams share (OpenAI, Workers AI, Gemini): the end marker, the comment sent while
+#: waiting for the first token, and the ``malformed`` fault's broken event
+SSE_DONE = b"data: [DONE]\n\n"
+SSE_KEEPALIVE = b": keep-alive\n\n"
+SSE_MALFORMED = b"data: {not json\n\n"
+
 
 class RequestError(Exception):
     """The request body is unacceptable: answer 400 with ``message`` in the protocol's error shape."""
@@ -157,6 +163,22 @@ def content_words(content: Any) -> int:
     if isinstance(content, list):
         return sum(len(str(p.get("text") or "").split()) for p in content if isinstance(p, dict))
     return 0
+
+
+def messages_of(body: dict[str, Any]) -> list[Any]:
+    """A chat request's ``messages`` list; RequestError if it is not a list."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        raise RequestError("messages must be a list")
+    return messages
+
+
+def assistant_message(text: str, reasoning_key: str, reasoning_text: str, reasoning_tokens: int) -> dict[str, Any]:
+    """A non-streamed chat reply's message; the reasoning under ``reasoning_key`` when there was any."""
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if reasoning_tokens:
+        message[reasoning_key] = reasoning_text
+    return message
 
 
 def int_or_none(value: Any, field: str) -> int | None:

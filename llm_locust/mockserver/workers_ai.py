@@ -22,23 +22,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from llm_locust.mockserver import script, wire
 from llm_locust.mockserver.openai import OpenAIEncoder, usage_obj
-from llm_locust.mockserver.script import count_words
-from llm_locust.mockserver.wire import (
-    GenRequest,
-    Reply,
-    RequestError,
-    StreamEncoder,
-    WireProtocol,
-    content_words,
-    dumps,
-    int_or_none,
-    json_str,
-)
+from llm_locust.mockserver.wire import GenRequest, Reply, RequestError, StreamEncoder, WireProtocol
 
-DONE = b"data: [DONE]\n\n"
-KEEPALIVE = b": keep-alive\n\n"
-MALFORMED = b"data: {not json\n\n"
 DEFAULT_MAX_TOKENS = 256
 
 #: status -> (Cloudflare error code, default message); "{model}" is filled in.
@@ -64,27 +51,27 @@ def cloudflare_error(code: int, message: str) -> dict[str, Any]:
 class WorkersAIEncoder(StreamEncoder):
     """SSE events of one streamed ``/ai/run`` reply in the native ``{"response": ...}`` shape."""
 
-    keepalive = KEEPALIVE
+    keepalive = wire.SSE_KEEPALIVE
 
     def __init__(self, req: GenRequest, reply: Reply) -> None:
         self.req = req
         self.reply = reply
 
     def tokens(self, text: str, reasoning: bool, completion_tokens: int, reasoning_tokens: int) -> bytes:
-        return b'data: {"response":' + json_str(text).encode() + b"}\n\n"
+        return b'data: {"response":' + wire.json_str(text).encode() + b"}\n\n"
 
     def malformed(self) -> bytes:
-        return MALFORMED
+        return wire.SSE_MALFORMED
 
     def error(self, message: str) -> bytes:
-        return b"data: " + dumps(cloudflare_error(3043, message)).encode() + b"\n\n"
+        return b"data: " + wire.dumps(cloudflare_error(3043, message)).encode() + b"\n\n"
 
     def closing(self, finish_reason: str, completion_tokens: int, reasoning_tokens: int) -> list[bytes]:
         if not self.req.usage:
-            return [DONE]
+            return [wire.SSE_DONE]
         p = self.reply.prompt_tokens
         usage = {"prompt_tokens": p, "completion_tokens": completion_tokens, "total_tokens": p + completion_tokens}
-        return [b"data: " + dumps({"response": "", "usage": usage}).encode() + b"\n\n", DONE]
+        return [b"data: " + wire.dumps({"response": "", "usage": usage}).encode() + b"\n\n", wire.SSE_DONE]
 
 
 class WorkersAIChunkEncoder(OpenAIEncoder):
@@ -97,15 +84,15 @@ class WorkersAIChunkEncoder(OpenAIEncoder):
         return []
 
     def error(self, message: str) -> bytes:
-        return b"data: " + dumps(cloudflare_error(3043, message)).encode() + b"\n\n"
+        return b"data: " + wire.dumps(cloudflare_error(3043, message)).encode() + b"\n\n"
 
     def closing(self, finish_reason: str, completion_tokens: int, reasoning_tokens: int) -> list[bytes]:
         choice = f'{{"index":0,"delta":{{}},"logprobs":null,"finish_reason":"{finish_reason}"}}'
         usage = b""
         if self.req.usage:
-            usage = b',"usage":' + dumps(usage_obj(self.reply.prompt_tokens, completion_tokens,
+            usage = b',"usage":' + wire.dumps(usage_obj(self.reply.prompt_tokens, completion_tokens,
                                                    reasoning_tokens)).encode()  # fmt: skip
-        return [self._event(choice, usage), DONE]
+        return [self._event(choice, usage), wire.SSE_DONE]
 
 
 class MockWorkersAI(WireProtocol):
@@ -119,12 +106,12 @@ class MockWorkersAI(WireProtocol):
     def parse(self, body: dict[str, Any], params: Mapping[str, str]) -> GenRequest:
         messages, prompt = body.get("messages"), body.get("prompt")
         if isinstance(messages, list):
-            words = sum(content_words(m.get("content")) for m in messages if isinstance(m, dict))
+            words = sum(wire.content_words(m.get("content")) for m in messages if isinstance(m, dict))
         elif isinstance(prompt, str):
-            words = count_words(prompt)
+            words = script.count_words(prompt)
         else:
             raise RequestError("required properties at '/' are 'messages' or 'prompt'")
-        limit = int_or_none(body.get("max_tokens"), "max_tokens")
+        limit = wire.int_or_none(body.get("max_tokens"), "max_tokens")
         if limit is not None and limit < 0:
             raise RequestError("max_tokens must be >= 0")
         limit = DEFAULT_MAX_TOKENS if limit is None else limit
@@ -145,11 +132,12 @@ class MockWorkersAI(WireProtocol):
             p = reply.prompt_tokens
             result["usage"] = {"prompt_tokens": p, "completion_tokens": completion_tokens,
                                "total_tokens": p + completion_tokens}  # fmt: skip
-        return dumps({"result": result, "success": True, "errors": [], "messages": []}).encode()
+        return wire.dumps({"result": result, "success": True, "errors": [], "messages": []}).encode()
 
     def error_body(
         self, status: int, model: str, message: str | None = None, code: str | None = None, seq: int = 0,
         retry_after: int | None = None,
     ) -> bytes:  # fmt: skip
         cf_code, default = ERRORS.get(status, (3043 if status >= 500 else 3003, "Error"))
-        return dumps(cloudflare_error(cf_code, default.format(model=model) if message is None else message)).encode()
+        message = default.format(model=model) if message is None else message
+        return wire.dumps(cloudflare_error(cf_code, message)).encode()

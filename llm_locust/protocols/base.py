@@ -75,6 +75,15 @@ def loads(data: bytes) -> Any:
         raise MalformedChunk(f"not JSON: {excerpt!r}") from None
 
 
+def sse_object(data: bytes) -> dict[str, Any] | Delta:
+    """An OpenAI-style SSE event's JSON object: :data:`DONE` for ``[DONE]``, :data:`NOTHING` for JSON that is not
+    an object (callers return a :class:`Delta` as it is)."""
+    if data == b"[DONE]":
+        return DONE
+    obj = loads(data)
+    return obj if isinstance(obj, dict) else NOTHING
+
+
 def retry_after_seconds(headers: Any) -> float | None:
     """Seconds to wait, from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date), else ``None``."""
     if headers is None:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from ..prompts import Prompt
 from ..reasoning import Reasoning, effort_of
-from .base import DONE, NOTHING, Delta, Protocol, Usage, loads
+from .base import Delta, Protocol, Usage, sse_object
 
 
 def _usage(u: dict[str, Any]) -> Usage:
@@ -73,10 +73,14 @@ class OpenAIChat(Protocol):
         # OpenAI's reasoning models reject the deprecated max_tokens; most compatible servers know only max_tokens
         return "max_completion_tokens" if urlsplit(self.host).hostname == "api.openai.com" else "max_tokens"
 
+    def _input(self, prompt: Prompt) -> dict[str, Any]:
+        """The request's prompt fields: ``messages`` (chat) or ``prompt`` (completions)."""
+        return {"messages": prompt.chat_messages()}
+
     def body(self, prompt: Prompt, max_tokens: int | None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": prompt.chat_messages(),
+            **self._input(prompt),
             "stream": True,
             "stream_options": self._stream_options(),
         }
@@ -94,11 +98,9 @@ class OpenAIChat(Protocol):
             body["reasoning_effort"] = effort_of(reasoning)  # an integer budget goes as the level covering it
 
     def parse(self, event: str, data: bytes) -> Delta:
-        if data == b"[DONE]":
-            return DONE
-        obj = loads(data)
-        if not isinstance(obj, dict):
-            return NOTHING
+        obj = sse_object(data)
+        if isinstance(obj, Delta):
+            return obj
         err = _error(obj)
         if err:
             return Delta(error=err)
@@ -126,16 +128,8 @@ class OpenAICompletions(OpenAIChat):
     def _limit_field(self) -> str:
         return "max_tokens"
 
-    def body(self, prompt: Prompt, max_tokens: int | None) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "prompt": prompt.flat_text(),
-            "stream": True,
-            "stream_options": self._stream_options(),
-        }
-        if max_tokens:
-            body["max_tokens"] = max_tokens
-        return body
+    def _input(self, prompt: Prompt) -> dict[str, Any]:
+        return {"prompt": prompt.flat_text()}
 
     def reason(self, body: dict[str, Any], reasoning: Reasoning) -> None:
         """Legacy completions have no reasoning switch: nothing is sent."""

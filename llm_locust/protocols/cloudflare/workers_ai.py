@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...prompts import Prompt
-from ..base import DONE, NOTHING, Delta, Protocol, loads
+from ..base import Delta, Protocol, sse_object
 from ..openai import OpenAIChat, _usage
 
 
@@ -31,11 +31,9 @@ class WorkersAI(Protocol):
         return body
 
     def parse(self, event: str, data: bytes) -> Delta:
-        if data == b"[DONE]":
-            return DONE
-        obj = loads(data)
-        if not isinstance(obj, dict):
-            return NOTHING
+        obj = sse_object(data)
+        if isinstance(obj, Delta):
+            return obj
         if obj.get("errors") or obj.get("error"):
             return Delta(error=self.error_message(data))
         u = obj.get("usage")
