@@ -27,6 +27,8 @@ Errors (``out.error`` keeps the *first* one, later ones are ignored):
 * a body that ends without the end marker is :class:`~llm_locust.errors.IncompleteStream`, except for protocols
   whose stream ends at the close of the body (``proto.ends_at_close``: a clean close counts as the end marker);
 * a complete stream without a single token event is :class:`~llm_locust.errors.EmptyResponse`;
+* a body beyond ``max_bytes`` (``--max-response-bytes``) is cut there: :class:`~llm_locust.errors.ResponseTooLarge`
+  (the unread rest closes the connection);
 * an exception raised by ``readline`` (transport failure, a timeout) propagates: ``out`` keeps what was read and
   the first error so far, and ``done``/``finish`` stay unset. The caller classifies the exception.
 
@@ -72,7 +74,9 @@ class StreamResult:
             self.error = error
 
 
-def read_response(out: StreamResult, status: int, headers: Any, raw: Any, secrets: tuple[str, ...] = ()) -> None:
+def read_response(
+    out: StreamResult, status: int, headers: Any, raw: Any, secrets: tuple[str, ...] = (), max_bytes: int | None = None
+) -> None:
     """Classify an error status, or stream the body (``raw``: ``read(n)``, ``readline(b"\\n")``, or ``None``)."""
     out.status = status
     proto = out.proto = out.proto.for_response(headers)
@@ -87,11 +91,15 @@ def read_response(out: StreamResult, status: int, headers: Any, raw: Any, secret
     if raw is None:
         out.fail(errors.IncompleteStream("response has no body"))
         return
-    read_stream(out, raw, secrets)
+    read_stream(out, raw, secrets, max_bytes=max_bytes)
 
 
 def read_stream(
-    out: StreamResult, body: Any, secrets: tuple[str, ...] = (), now: Callable[[], int] = time.perf_counter_ns
+    out: StreamResult,
+    body: Any,
+    secrets: tuple[str, ...] = (),
+    now: Callable[[], int] = time.perf_counter_ns,
+    max_bytes: int | None = None,
 ) -> StreamResult:
     """Read ``body`` (anything with ``readline(b"\\n")``) to its end with ``out.proto``; see the module docs."""
     proto, clock = out.proto, out.clock
@@ -102,9 +110,16 @@ def read_stream(
     add = clock.add
     done = False
     finish = None
+    left = max_bytes if max_bytes is not None else -1
     while True:
         line = readline(b"\n")
         t = now()
+        if left >= 0:
+            left -= len(line)
+            if left < 0:
+                out.fail(errors.ResponseTooLarge(f"response body over --max-response-bytes {max_bytes}; cut there"))
+                out.finish = finish
+                return out
         if not line:
             event = decoder.flush()
             if event is None:
