@@ -8,18 +8,23 @@ test start, where :func:`optional_positive_int` checks what the web UI's start f
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 from argparse import Namespace
+from pathlib import Path
 from typing import Any, NoReturn
 
 from ..pricing import PriceFileError, load_price_file
 from ..prompts import PromptFileError, load_prompts
-from ..protocols import EndpointError, TemplateError, check_endpoint
+from ..protocols import EndpointError, TemplateError, check_endpoint, check_host
 from ..protocols.custom import load_template
 from ..targets import TargetFileError, load_targets
 
 #: the errors a bad input file raises, each with a message that names the file and the fix
 INPUT_ERRORS = (PromptFileError, PriceFileError, TargetFileError, TemplateError, EndpointError)
+#: the longest --timeout that makes sense (a day)
+MAX_TIMEOUT_S = 86_400.0
 
 
 def fail(message: str) -> NoReturn:
@@ -31,6 +36,8 @@ def fail(message: str) -> NoReturn:
 def check_options(opts: Namespace, host: str | None) -> None:
     """Load every input file and check every flag once; :func:`fail` on the first problem."""
     try:
+        if host:
+            check_host(host)
         load_prompts(opts.prompt_file)
         if opts.prices:
             load_price_file(opts.prices)
@@ -48,10 +55,27 @@ def check_options(opts: Namespace, host: str | None) -> None:
         fail(f"--token-limit must be a positive integer (got {opts.token_limit}); drop it to use the server's default")
     if opts.max_requests is not None and opts.max_requests <= 0:
         fail(f"--max-requests must be a positive integer (got {opts.max_requests})")
-    if opts.timeout <= 0:
-        fail(f"--timeout must be a positive number of seconds (got {opts.timeout:g})")
+    if not (math.isfinite(opts.timeout) and 0 < opts.timeout <= MAX_TIMEOUT_S):
+        fail(f"--timeout must be a positive number of seconds up to {MAX_TIMEOUT_S:g} (got {opts.timeout:g})")
+    limit = getattr(opts, "max_response_bytes", None)
+    if limit is not None and limit <= 0:
+        fail(f"--max-response-bytes must be a positive number of bytes (got {limit}); drop it for the 16 MiB default")
+    _check_report_dir(opts.report_dir)
     if not opts.targets and host and not opts.model and opts.headless:
         fail("--model is required with --host: name the model the endpoint serves (e.g. --model llama3)")
+
+
+def _check_report_dir(path: str) -> None:
+    """``--report-dir`` must be a folder this process can create and write in."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        fail(f"--report-dir {path}: cannot create the folder ({e.strerror or e}); name a writable folder")
+    if not folder.is_dir():
+        fail(f"--report-dir {path}: not a folder; name a folder (it is created if missing)")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        fail(f"--report-dir {path}: not writable by this user; name a writable folder")
 
 
 def optional_positive_int(value: Any, flag: str) -> int | None:
