@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import subprocess
 import sys
 import time
@@ -209,7 +210,8 @@ def assert_one_line(code: object, err: str, label: str) -> None:
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2, f"{label}: exit code {code!r}, stderr {err[-500:]!r}"
     assert "Traceback" not in err, f"{label}: {err[-2000:]}"
-    errors = [line for line in lines if line.startswith(("llm-locust: error:", "locust: error:"))]
+    # ours: "llm-locust: error: ..."; argparse's (Locust's flags, types): "<prog>: error: ..." after its usage
+    errors = [line for line in lines if re.match(r"(llm-locust|locust|__main__\.py): error: ", line)]
     assert len(errors) == 1, f"{label}: expected one error line, got {lines[-5:]!r}"
 
 
@@ -259,6 +261,9 @@ BAD_FLAGS: list[list[str]] = [
     ["--llm-api", "bogus"],
     *(["--report-dir", v] for v in ["pyproject.toml", "pyproject.toml/sub", "/proc/llm-locust-x"]),
     ["-u", "-1"],
+    ["-r", "0"],
+    ["-r", "-1"],
+    ["-r", "nan"],
     ["-u", "x"],
     ["-t", "xyz"],
     ["--config", "missing.conf"],

@@ -60,6 +60,12 @@ def check_options(opts: Namespace, host: str | None) -> None:
     limit = getattr(opts, "max_response_bytes", None)
     if limit is not None and limit <= 0:
         fail(f"--max-response-bytes must be a positive number of bytes (got {limit}); drop it for the 16 MiB default")
+    users = getattr(opts, "num_users", None)
+    if users is not None and users < 0:
+        fail(f"-u/--users must be 0 or more (got {users})")
+    rate = getattr(opts, "spawn_rate", None)
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        fail(f"-r/--spawn-rate must be a positive number of users per second (got {rate:g})")
     _check_report_dir(opts.report_dir)
     if not opts.targets and host and not opts.model and opts.headless:
         fail("--model is required with --host: name the model the endpoint serves (e.g. --model llama3)")
