@@ -3,13 +3,15 @@
 Malformed files are generated from valid seeds (a prompt file, a targets file, a custom template, a price file):
 type swaps of every field, deletions, huge values, deep nesting, alias bombs, bad encodings, lone surrogates,
 non-finite numbers, oversized files. Each goes through :func:`llm_locust.plugin.validate.check_options` in
-process, the function the plugin calls at ``init``. A representative subset of the files, and every bad flag
+one process (not this one: importing the plugin imports Locust, which monkey-patches the process), the function
+the plugin calls at ``init``. A representative subset of the files, and every bad flag
 value, go through real ``locust`` processes (``-u 1 --max-requests 1``), a few at a time.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import subprocess
@@ -21,8 +23,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from llm_locust.plugin import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "http://127.0.0.1:9"  # never contacted: every case fails at init
@@ -219,22 +219,41 @@ def test_the_generated_files_are_at_least_300():
     assert len(CASES) >= 300
 
 
-def test_every_malformed_file_fails_with_one_line(tmp_path, capsys):
-    failures = []
-    for i, (kind, label, raw) in enumerate(CASES):
+CHECKER = """
+import contextlib, io, json, sys, time
+from argparse import Namespace
+from llm_locust.plugin import validate
+out = []
+for case in json.load(sys.stdin):
+    buf = io.StringIO()
+    start = time.monotonic()
+    try:
+        with contextlib.redirect_stderr(buf):
+            validate.check_options(Namespace(**case["opts"]), case["host"])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    except Exception as e:  # the point is that none escapes
+        code = f"{type(e).__name__}: {e}"[:200]
+    out.append({"code": code, "err": buf.getvalue(), "took": time.monotonic() - start})
+json.dump(out, sys.stdout)
+"""
+
+
+def test_every_malformed_file_fails_with_one_line(tmp_path):
+    jobs = []
+    for i, (kind, _label, raw) in enumerate(CASES):
         path = tmp_path / f"{kind}-{i}.yaml"
         path.write_bytes(raw)
         opts, host = options(kind, path, tmp_path)
-        start = time.monotonic()
-        try:
-            validate.check_options(opts, host)
-            code: object = 0
-        except SystemExit as e:
-            code = e.code
-        except Exception as e:  # noqa: BLE001 - the point is that none escapes
-            code = f"{type(e).__name__}: {e}"[:200]
-        took = time.monotonic() - start
-        err = capsys.readouterr().err
+        jobs.append({"opts": vars(opts), "host": host})
+    proc = subprocess.run([sys.executable, "-c", CHECKER], input=json.dumps(jobs), capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout)
+    failures = []
+    for i, ((kind, label, _raw), res) in enumerate(zip(CASES, results, strict=True)):
+        path, code, err, took = tmp_path / f"{kind}-{i}.yaml", res["code"], res["err"], res["took"]
         try:
             assert_one_line(code, err, f"{kind} [{label}]")
             assert took < BOUND_S, f"{kind} [{label}]: {took:.1f} s"
