@@ -134,6 +134,12 @@ class IncompleteStream(LLMError):
     error_class = "incomplete_stream"
 
 
+class ResponseTooLarge(LLMError):
+    """The response grew beyond ``--max-response-bytes``: reading stopped there and the connection was closed."""
+
+    error_class = "response_too_large"
+
+
 class EmptyResponse(LLMError):
     """HTTP 200 and a complete stream, but not a single output token."""
 

@@ -25,6 +25,8 @@ WINDOW_S = 10.0
 MAX_POINTS = 3600
 _GROWTH = math.log(1.02)
 _FLOOR_MS = 0.001
+#: pending values (or gap arrays) a histogram buckets at once
+FOLD_AT = 2048
 
 
 def bucket_at(counts: dict[int, int], n: int, q: float) -> int | None:
@@ -42,7 +44,8 @@ class Histogram:
     """Log-bucket histogram of positive values in ms; ``quantile`` answers within 2 % of the exact value.
 
     Adding is an append (values, or the raw bytes of an ``array("q")`` of microseconds): the bucketing happens in
-    one vectorised step when a quantile is asked for, so the request path pays almost nothing."""
+    one vectorised step when a quantile is asked for or ``FOLD_AT`` values are pending, so the request path pays
+    almost nothing and the memory stays bounded however long nobody asks."""
 
     __slots__ = ("counts", "n", "_values", "_us")
 
@@ -54,9 +57,13 @@ class Histogram:
 
     def add(self, v: float) -> None:
         self._values.append(v)
+        if len(self._values) >= FOLD_AT:
+            self._fold()
 
     def add_us_bytes(self, data: bytes) -> None:
         self._us.append(data)
+        if len(self._us) >= FOLD_AT:
+            self._fold()
 
     def _fold(self) -> None:
         if not (self._values or self._us):

@@ -158,6 +158,14 @@ def add_arguments(parser: Any) -> None:
     )
     _add(
         g,
+        "--max-response-bytes",
+        type=int,
+        default=16 * 1024 * 1024,
+        env_var="LLM_MAX_RESPONSE_BYTES",
+        help="A response body beyond N bytes is cut there and fails as response_too_large. Default: 16 MiB",
+    )
+    _add(
+        g,
         "--targets",
         default=None,
         env_var="LLM_TARGETS",

@@ -54,6 +54,9 @@ def load_price_file(path: str | Path) -> list[Rate]:
     data = load_yaml(path, PriceFileError, "price file", "--prices")
     if not isinstance(data, dict) or not isinstance(data.get("prices"), list):
         raise PriceFileError(f"{path}: no 'prices:' list; start the file with 'prices:' and a list of entries")
+    if set(data) - {"prices"}:
+        raise PriceFileError(f"{path}: unknown top-level key(s) {sorted(map(str, set(data) - {'prices'}))}; only "
+                             "'prices' is allowed")  # fmt: skip
     rates = []
     for i, item in enumerate(data["prices"], 1):
         where = f"{path}: prices entry #{i}"

@@ -29,6 +29,10 @@ from .yamlfile import load_yaml
 
 PROMPT_KEYS = {"name", "text", "token_limit", "system", "messages", "weight", "reasoning", "extra_body"}
 ROLES = {"system", "user", "assistant"}
+#: bounds of a usable file: more prompts than this is a mistake (and slow to prepare), as are these values
+MAX_PROMPTS = 10_000
+MAX_TOKEN_LIMIT = 10_000_000
+MAX_WEIGHT = 1e6
 
 
 class PromptFileError(ValueError):
@@ -83,6 +87,8 @@ def load_prompts(path: str | Path) -> list[Prompt]:
         raise _fail(
             path, "prompts", "the list is empty or not a list", "add at least one '- name: ... text: ...' entry"
         )
+    if len(items) > MAX_PROMPTS:
+        raise _fail(path, "prompts", f"{len(items):,} prompts, over {MAX_PROMPTS:,}", "split the file into runs")
 
     prompts: list[Prompt] = []
     seen: set[str] = set()
@@ -132,9 +138,12 @@ def load_prompts(path: str | Path) -> list[Prompt]:
 def _token_limit(path: Path, where: str, value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_TOKEN_LIMIT:
         raise _fail(
-            path, where, f"token_limit must be a positive integer (got {value!r})", "use e.g. 'token_limit: 256'"
+            path,
+            where,
+            f"token_limit must be a positive integer up to {MAX_TOKEN_LIMIT:,} (got {value!r})",
+            "use e.g. 'token_limit: 256'",
         )
     return value
 
@@ -149,8 +158,10 @@ def _checked(check: Any, path: Path, where: str, value: Any, example: str) -> An
 def _weight(path: Path, where: str, value: Any) -> float:
     if value is None:
         return 1.0
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise _fail(path, where, f"weight must be a positive number (got {value!r})", "use e.g. 'weight: 2'")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_WEIGHT:
+        raise _fail(
+            path, where, f"weight must be a positive number up to {MAX_WEIGHT:g} (got {value!r})", "e.g. 'weight: 2'"
+        )
     return float(value)
 
 
@@ -164,6 +175,7 @@ def _messages(path: Path, where: str, value: Any) -> tuple[dict[str, str], ...]:
         if (
             not isinstance(m, dict)
             or set(m) != {"role", "content"}
+            or not isinstance(m["role"], str)
             or m["role"] not in ROLES
             or not isinstance(m["content"], str)
         ):

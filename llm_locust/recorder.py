@@ -1,5 +1,9 @@
 """The run's books: every request record, appended to ``requests.csv`` as it arrives and kept for the summary.
 
+The records themselves are not kept: what the summary reads goes into :attr:`Recorder.table`, a
+:class:`~llm_locust.table.RecordTable` of compact columns (about 100 bytes per request; the inter-token gaps on
+disk), which the reports read at the end (and the web UI's downloads during the run).
+
 The recorder listens to Locust's request event and takes the records that llm-locust users put in
 ``context["llm"]`` (requests of other users are not ours and are ignored). Requests cancelled by the end of a run
 never reach Locust's stats; the users hand those to :meth:`Recorder.add` directly, so nothing is lost from the
@@ -7,7 +11,7 @@ books. Rows are flushed at least every ``FLUSH_S`` seconds (and at the end), so 
 that much of its per-request log, without a system call on every request.
 
 On a worker the recorder also keeps an *outbox*: the records not yet shipped to the master
-(:mod:`llm_locust.distributed` drains it), and does not keep the records themselves, only their count.
+(:mod:`llm_locust.distributed` drains it), and keeps no table, only the count.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .measure.record import COLUMNS, Record, csv_row
+from .table import RecordTable
 
 FLUSH_S = 0.5
 
@@ -29,7 +34,8 @@ def _fmt(row: list[Any]) -> list[Any]:
 
 class Recorder:
     def __init__(self, csv_path: Path | None, *, keep: bool = True, ship: bool = False) -> None:
-        self.records: list[Record] = []
+        #: the report fields of every record added (None on a worker: ``keep=False``)
+        self.table: RecordTable | None = RecordTable() if keep else None
         self.count = 0
         self.csv_path = csv_path
         self.keep = keep
@@ -48,8 +54,8 @@ class Recorder:
 
     def add(self, record: Record) -> None:
         self.count += 1
-        if self.keep:
-            self.records.append(record)
+        if self.table is not None:
+            self.table.add(record)
         if self.outbox is not None:
             self.outbox.append(record)
         if self._writer is not None:
@@ -84,6 +90,7 @@ class Recorder:
             self.add(record)
 
     def close(self) -> None:
+        """Close the CSV file (the table stays readable)."""
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -2,8 +2,10 @@
 
 ``summarize()`` applies the run-level definitions of :mod:`llm_locust.measure.metrics` to the records with pandas
 (exact percentiles over per-request values; ITL pooled over every gap). It reads one DataFrame whose columns are
-the record fields ``REPORT_FIELDS`` (:func:`frame` makes it from records; a columnar store can hand it over
-directly), grouped by (target, prompt), by target and overall. ``write_reports()`` writes ``summary.txt`` (seed
+the record fields ``REPORT_FIELDS`` (:func:`frame` makes it from records), grouped by (target, prompt), by target
+and overall. The gaps come either as the records' ``itl_us`` column, or, from the run's columnar store
+(:class:`llm_locust.table.RecordTable`), as a column ``itl_n`` (gaps per request) and one array of every gap in
+record order (``itl=``). ``write_reports()`` writes ``summary.txt`` (seed
 000's layout), ``summary.json`` and ``summary.csv`` beside the ``requests.csv`` that the recorder wrote during the
 run. The schema is documented in ``docs/reports.md``.
 """
@@ -19,6 +21,7 @@ from .measure.metrics import STAT_KEYS, stats
 from .measure.record import FIELDS, STATUS_CANCELLED, STATUS_FAILED, STATUS_OK, Record
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 LATENCY_METRICS = ("ttft_ms", "ttft_text_ms", "tpot_ms", "e2e_ms", "output_tokens_per_s")
@@ -41,8 +44,22 @@ def frame(records: list[Record]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=REPORT_FIELDS)
 
 
-def _group_summary(df: pd.DataFrame, duration_s: float | None) -> dict[str, Any]:
+def _pooled_gaps(df: pd.DataFrame, gaps: np.ndarray) -> np.ndarray:
+    """The gaps (µs) of the rows of ``df``: slices ``itl_off``, ``itl_n`` of ``gaps``, concatenated."""
     import numpy as np
+
+    n = df["itl_n"].to_numpy(dtype=np.int64)
+    off = df["itl_off"].to_numpy(dtype=np.int64)
+    keep = n > 0
+    n, off = n[keep], off[keep]
+    total = int(n.sum())
+    if not total:
+        return np.empty(0, dtype=np.int64)
+    starts = np.cumsum(n) - n
+    return gaps[np.repeat(off - starts, n) + np.arange(total)]
+
+
+def _group_summary(df: pd.DataFrame, duration_s: float | None, gaps: np.ndarray) -> dict[str, Any]:
 
     status = df["status"]
     ok = df[status == STATUS_OK]
@@ -61,8 +78,7 @@ def _group_summary(df: pd.DataFrame, duration_s: float | None) -> dict[str, Any]
             out["error_messages"][c] = redact(message) if isinstance(message, str) else ""
     for m in LATENCY_METRICS:
         out[m] = stats(ok[m].dropna().to_numpy(dtype="float64"))
-    gaps = [g for g in ok["itl_us"].tolist() if len(g)]
-    itl = np.concatenate([np.frombuffer(g, dtype=np.int64) for g in gaps]) / 1000.0 if gaps else np.empty(0)
+    itl = _pooled_gaps(ok, gaps) / 1000.0
     out["itl_ms"] = stats(itl)
     out["itl_ms"]["samples"] = int(itl.size)
     for m in TOKEN_METRICS:
@@ -97,17 +113,17 @@ def _group_summary(df: pd.DataFrame, duration_s: float | None) -> dict[str, Any]
 
 def run_window(df: pd.DataFrame) -> float | None:
     """Benchmark duration: last request end minus first request start, in seconds (from monotonic times)."""
-    columns = (df["t0_ns"].tolist(), df["elapsed_ms"].tolist(), df["status"].tolist())
-    done = [
-        (t0, elapsed)
-        for t0, elapsed, status in zip(*columns, strict=True)
-        if t0 is not None and t0 == t0 and status != STATUS_CANCELLED  # t0 == t0: not NaN
-    ]
-    if not done:
+    import numpy as np
+
+    t0 = df["t0_ns"].to_numpy(dtype=np.float64, na_value=np.nan)
+    elapsed = df["elapsed_ms"].to_numpy(dtype=np.float64, na_value=np.nan)
+    done = ~np.isnan(t0) & ~np.isnan(elapsed) & (df["status"] != STATUS_CANCELLED).to_numpy()
+    if not done.any():
         return None
-    start = min(t0 for t0, _ in done)
-    end = max(t0 + elapsed * 1e6 for t0, elapsed in done)
-    return (end - start) / 1e9 if end > start else None
+    t0_ns = df["t0_ns"][done].to_numpy(dtype=np.int64)
+    start = int(t0_ns.min())
+    end = float((t0_ns - start + elapsed[done] * 1e6).max())  # relative to the start: exact in a double
+    return end / 1e9 if end > 0 else None
 
 
 def backoff_share(total_s: float, users: Any, duration_s: float | None) -> float | None:
@@ -133,15 +149,28 @@ def backoff_warning(summary: dict[str, Any]) -> str | None:
 
 
 def summarize(
-    records: list[Record] | pd.DataFrame, run: dict[str, Any], prompt_order: list[str] | None = None
+    records: list[Record] | pd.DataFrame,
+    run: dict[str, Any],
+    prompt_order: list[str] | None = None,
+    itl: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The summary.json document: ``run``; ``prompts``, one entry per (target, prompt), by target, then in
     ``prompt_order`` (the prompt file's) or first-seen order; ``targets``, one entry per target; ``overall``.
 
-    ``records``: the run's records, or their :func:`frame` (the columns ``REPORT_FIELDS``)."""
+    ``records``: the run's records, or their :func:`frame` (the columns ``REPORT_FIELDS``), or a frame with
+    ``itl_n`` in place of ``itl_us`` and ``itl`` the gaps of all its rows in order (see the module docs)."""
+    import numpy as np
     import pandas as pd
 
     df = records if isinstance(records, pd.DataFrame) else frame(records)
+    if "itl_us" in df.columns:
+        parts = [np.frombuffer(g, dtype=np.int64) for g in df["itl_us"].tolist() if g]
+        itl = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+        df = df.assign(itl_n=[len(g) // 8 if g else 0 for g in df["itl_us"].tolist()]).drop(columns=["itl_us"])
+    if itl is None:
+        raise ValueError("summarize: a frame without itl_us needs itl= (the gaps of its rows in order)")
+    n = df["itl_n"].to_numpy(dtype=np.int64)
+    df = df.assign(itl_off=np.cumsum(n) - n)
     duration = run_window(df)
     run = {**run, "duration_s": duration}
     groups: dict[tuple[str, str], list[int]] = {}
@@ -157,9 +186,9 @@ def summarize(
         p_order.setdefault(p, len(p_order))
     keys = sorted(groups, key=lambda k: (t_order[k[0]], p_order[k[1]]))  # by target, then prompt
     rows = df.iloc
-    prompts = [{"name": p, "target": t, **_group_summary(rows[groups[(t, p)]], duration)} for t, p in keys]
-    targets = [{"name": t, **_group_summary(rows[idx], duration)} for t, idx in by_target.items()]
-    overall = _group_summary(df, duration)
+    prompts = [{"name": p, "target": t, **_group_summary(rows[groups[(t, p)]], duration, itl)} for t, p in keys]
+    targets = [{"name": t, **_group_summary(rows[idx], duration, itl)} for t, idx in by_target.items()]
+    overall = _group_summary(df, duration, itl)
     overall["requests_per_s"] = overall["throughput"]["requests_per_s"]
     overall["backoff_s"]["share"] = backoff_share(overall["backoff_s"]["total"], run.get("users"), duration)
     run["requests"] = overall["requests"]

@@ -127,6 +127,7 @@ class LLMRun:
     timeout: float
     recorder: Recorder
     max_requests: int | None = None
+    max_response_bytes: int | None = None  # a response body beyond this is cut and fails (None: no limit)
     users: int | None = None  # the run's user count where known (headless); decides whether users bind to targets
     backoff: Policy = field(default_factory=Policy)  # each user's wait after a failure (llm_locust.backoff)
     live: Any = None  # the LiveView, on a local runner or a master

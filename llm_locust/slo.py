@@ -213,7 +213,20 @@ def _names(df: pd.DataFrame) -> tuple[Any, Any]:
     return df["prompt"], target
 
 
-def _measure(slo: SLO, df: pd.DataFrame, good: Any) -> tuple[float | None, int]:
+def _gaps_ms(ok: pd.DataFrame, itl: Any) -> Any:
+    """The pooled inter-token gaps (ms) of the rows ``ok``: from their ``itl_us`` bytes, or, for a frame of the
+    run's :class:`~llm_locust.table.RecordTable`, from ``itl`` (every row's gaps in order) by the ``itl_start`` and
+    ``itl_n`` columns :func:`evaluate` adds."""
+    import numpy as np
+
+    if "itl_us" in ok.columns:
+        gaps = [g for g in ok["itl_us"].tolist() if isinstance(g, bytes | bytearray) and len(g)]
+        return np.concatenate([np.frombuffer(g, dtype=np.int64) for g in gaps]) / 1000.0 if gaps else np.empty(0)
+    parts = [itl[a : a + n] for a, n in zip(ok["itl_start"].tolist(), ok["itl_n"].tolist(), strict=True) if n]
+    return np.concatenate(parts) / 1000.0 if parts else np.empty(0)
+
+
+def _measure(slo: SLO, df: pd.DataFrame, good: Any, itl: Any = None) -> tuple[float | None, int]:
     """The measured value of ``slo`` over ``df`` (already scoped) and the number of samples it rests on."""
     import numpy as np
 
@@ -225,8 +238,7 @@ def _measure(slo: SLO, df: pd.DataFrame, good: Any) -> tuple[float | None, int]:
         return (int(good.sum()) / counted if counted else None), counted
     ok = df[status == STATUS_OK]
     if slo.metric == "itl":
-        gaps = [g for g in ok["itl_us"].tolist() if isinstance(g, bytes | bytearray) and len(g)]
-        values = np.concatenate([np.frombuffer(g, dtype=np.int64) for g in gaps]) / 1000.0 if gaps else np.empty(0)
+        values = _gaps_ms(ok, itl)
     else:
         values = ok[slo.spec.field].dropna().to_numpy(dtype="float64")
     if not values.size:
@@ -251,16 +263,20 @@ def good_mask(slos: list[SLO], df: pd.DataFrame) -> Any:
     return good
 
 
-def evaluate(slos: list[SLO], df: pd.DataFrame, duration_s: float | None) -> dict[str, Any]:
+def evaluate(slos: list[SLO], df: pd.DataFrame, duration_s: float | None, itl: Any = None) -> dict[str, Any]:
     """summary.json's ``slo`` block: each objective with its measured value and verdict, goodput and attainment.
 
-    ``df``: the run's records as :func:`llm_locust.report.frame` gives them (``itl_us`` included)."""
+    ``df``: the run's records as :func:`llm_locust.report.frame` gives them (``itl_us`` included), or the frame of
+    its :class:`~llm_locust.table.RecordTable` (``itl_n``) with ``itl``, every row's gaps in order."""
+    if "itl_us" not in df.columns and "itl_n" in df.columns:
+        n = df["itl_n"].fillna(0).astype("int64")
+        df = df.assign(itl_n=n, itl_start=n.cumsum() - n)
     prompt, target = _names(df)
     good = good_mask(slos, df)
     results = []
     for s in slos:
         scoped = df if s.scope is None else df[(prompt if s.scope == "prompt" else target) == s.name]
-        measured, samples = _measure(s, scoped, good[scoped.index])
+        measured, samples = _measure(s, scoped, good[scoped.index], itl)
         passed = measured is not None and (measured <= s.limit if s.spec.ceiling else measured >= s.limit)
         results.append({
             "spec": s.text, "metric": s.metric, "stat": s.stat or None, "scope": s.scope, "name": s.name,

@@ -39,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from .protocols import PROTOCOLS, EndpointError, check_endpoint
+from .protocols import PROTOCOLS, EndpointError, check_endpoint, check_host
 from .protocols.cloudflare import gateway_base
 from .reasoning import Reasoning, check_extra_body, parse_reasoning
 from .yamlfile import load_yaml
@@ -107,6 +107,9 @@ def load_targets(path: str | Path) -> list[TargetSpec]:
     items = data.get("targets") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
         raise TargetFileError(f"{path}: no 'targets:' list; start the file with 'targets:' and one entry per endpoint")
+    if set(data) - {"targets"}:
+        raise TargetFileError(f"{path}: unknown top-level key(s) {sorted(map(str, set(data) - {'targets'}))}; only "
+                              "'targets' is allowed")  # fmt: skip
     out: list[TargetSpec] = []
     for i, item in enumerate(items, 1):
         where = f"{path}: target #{i}"
@@ -121,6 +124,11 @@ def load_targets(path: str | Path) -> list[TargetSpec]:
         for key in ("name", "model"):
             if not isinstance(item.get(key), str) or not item[key].strip():
                 raise TargetFileError(f"{where}: missing '{key}'")
+        for key in ("provider", "via", "api", "host", "key_env"):
+            if item.get(key) is not None and not isinstance(item[key], str):
+                raise TargetFileError(f"{where}: '{key}' must be text (got {type(item[key]).__name__}); quote it")
+        if item.get("via") is not None and not item.get("provider"):
+            raise TargetFileError(f"{where}: 'via' needs a 'provider' from the catalog; add one or drop 'via'")
         fields: dict[str, Any] = {}
         if item.get("provider"):
             fields = from_catalog(item["provider"], item["model"], item.get("via"), where)
@@ -132,19 +140,23 @@ def load_targets(path: str | Path) -> list[TargetSpec]:
         if not fields.get("host"):
             raise TargetFileError(f"{where}: missing 'host' (or give a 'provider' from the catalog)")
         try:
+            check_host(fields["host"], "'host'")
             check_endpoint(fields["api"], fields["host"], item["model"])
         except EndpointError as e:
             raise TargetFileError(f"{where}: {e}") from None
         weight = item.get("weight", 1)
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight <= 1e6:
             raise TargetFileError(f"{where}: weight must be a positive number (got {weight!r})")
         prices = item.get("prices")
         if prices is not None and (
             not isinstance(prices, dict)
             or not {"input_per_mtok", "output_per_mtok"} <= set(prices)
             or set(prices) - {"input_per_mtok", "output_per_mtok", "cache_read_per_mtok"}
+            or any(isinstance(v, bool) or not isinstance(v, int | float) or v < 0 for v in prices.values())
         ):
-            raise TargetFileError(f"{where}: 'prices' needs input_per_mtok and output_per_mtok (USD per million)")
+            raise TargetFileError(
+                f"{where}: 'prices' needs input_per_mtok and output_per_mtok, numbers >= 0 (USD per million)"
+            )
         try:
             reasoning = parse_reasoning(item.get("reasoning"))
             extra_body = check_extra_body(item.get("extra_body"))

@@ -207,7 +207,9 @@ class LLMUser(FastHttpUser):
             if isinstance(error, gevent.Timeout):
                 raise error
             raise errors.from_exception(error)
-        read_response(out, resp.status_code, resp.headers, resp._response, self.llm.secrets())
+        read_response(
+            out, resp.status_code, resp.headers, resp._response, self.llm.secrets(), self.llm.max_response_bytes
+        )
 
 
 class OpenAIChatUser(LLMUser):

@@ -247,7 +247,7 @@ class LLMWebUI:
             "state": info.get("state"),
             "computed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        return run_summary(list(run.recorder.records), meta)
+        return run_summary(run.recorder.table, meta)
 
     def summary_csv(self) -> Response:
         run = self.run()

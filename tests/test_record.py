@@ -50,7 +50,9 @@ def target() -> SimpleNamespace:
     return SimpleNamespace(
         name="t",
         host="http://127.0.0.1:1",
-        tokens=SimpleNamespace(count=lambda text: len(text) // 4, source="estimate:chars/4"),
+        tokens=SimpleNamespace(
+            count_bounded=lambda parts: (len("".join(parts)) // 4, "estimate:chars/4"), source="estimate:chars/4"
+        ),
         prices=SimpleNamespace(cost=lambda *_: (0.25, "override:prices.yaml")),
     )
 

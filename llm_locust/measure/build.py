@@ -5,7 +5,8 @@ definitions of :mod:`llm_locust.measure.metrics` and fills every field of the re
 
 * **tokens**: the server's usage counts when the server reported them (source ``server``), else the target's
   local count (tiktoken, or a character estimate; its name is the source): of the streamed text and reasoning
-  for output, of the prepared prompt for input. Both the server's and the local counts are kept;
+  for output (estimated beyond ``tokens.COUNT_LIMIT`` characters, so that a huge response cannot stall the event
+  loop), of the prepared prompt for input. Both the server's and the local counts are kept;
 * **timing**: :func:`~llm_locust.measure.metrics.timing` of the clock with the chosen output count; ``elapsed_ms``
   runs from ``t0`` to ``out.t_end`` (or now, when the request was cut short before it was read);
 * **cost**: the target's price book, for successful requests and for failed ones that produced tokens; priced by
@@ -48,14 +49,15 @@ def build_record(
     clock = out.clock
     usage = clock.usage
     tokens = target.tokens
-    text = "".join(clock.text) + "".join(clock.reasoning)
-    out_local = tokens.count(text) if clock.token_ns else 0
+    out_local, local_src = (
+        tokens.count_bounded([*clock.text, *clock.reasoning]) if clock.token_ns else (0, tokens.source)
+    )
     out_server = usage.output_tokens if usage is not None else None
     in_server = usage.input_tokens if usage is not None else None
     if out_server is not None:
         n_out, out_src = out_server, "server"
     else:
-        n_out, out_src = out_local, tokens.source
+        n_out, out_src = out_local, local_src
     if in_server is not None:
         n_in, in_src = in_server, "server"
     else:
@@ -104,7 +106,7 @@ def build_record(
         "output_tokens_source": out_src,
         "output_tokens_server": out_server,
         "output_tokens_local": out_local,
-        "local_tokens_source": tokens.source,
+        "local_tokens_source": local_src,
         "reasoning_tokens": usage.reasoning_tokens if usage is not None else None,
         "cached_tokens": cached,
         "total_tokens": n_in + n_out if n_in is not None and n_out is not None else None,

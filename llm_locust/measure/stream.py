@@ -34,6 +34,8 @@ Errors (``out.error`` keeps the *first* one, later ones are ignored):
 * a body that ends without the end marker is :class:`~llm_locust.errors.IncompleteStream`, except for protocols
   whose stream ends at the close of the body (``proto.ends_at_close``: a clean close counts as the end marker);
 * a complete stream without a single token event is :class:`~llm_locust.errors.EmptyResponse`;
+* a body beyond ``max_bytes`` (``--max-response-bytes``) is cut there: :class:`~llm_locust.errors.ResponseTooLarge`
+  (the unread rest closes the connection);
 * an exception raised by ``readline`` (transport failure, a timeout) propagates: ``out`` keeps what was read and
   the first error so far, and ``done``/``finish`` stay unset. The caller classifies the exception.
 
@@ -84,9 +86,12 @@ class StreamResult:
             self.error = error
 
 
-def read_response(out: StreamResult, status: int, headers: Any, raw: Any, secrets: tuple[str, ...] = ()) -> None:
+def read_response(
+    out: StreamResult, status: int, headers: Any, raw: Any, secrets: tuple[str, ...] = (), max_bytes: int | None = None
+) -> None:
     """Classify an error status, or read the body's lines into ``out.lines`` (``raw``: ``read(n)``,
-    ``readline(b"\\n")``, or ``None``). A success is not parsed here: call :func:`parse_lines` afterwards."""
+    ``readline(b"\\n")``, or ``None``), at most ``max_bytes`` of them. A success is not parsed here: call
+    :func:`parse_lines` afterwards."""
     out.status = status
     proto = out.proto = out.proto.for_response(headers)
     out.fields = proto.response_fields(headers)
@@ -100,20 +105,31 @@ def read_response(out: StreamResult, status: int, headers: Any, raw: Any, secret
     if raw is None:
         out.fail(errors.IncompleteStream("response has no body"))
         return
-    read_lines(out, raw)
+    read_lines(out, raw, max_bytes=max_bytes)
 
 
-def read_lines(out: StreamResult, body: Any, now: Callable[[], int] = time.perf_counter_ns) -> None:
+def read_lines(
+    out: StreamResult, body: Any, now: Callable[[], int] = time.perf_counter_ns, max_bytes: int | None = None
+) -> None:
     """Read ``body`` (anything with ``readline(b"\\n")``) to its end: every line and the ``now()`` right after
-    its ``readline`` returned go to ``out.lines``; nothing else runs per line. Sets ``out.ended`` at the end of
-    the body; an exception from ``readline`` propagates and leaves the lines read so far."""
+    its ``readline`` returned go to ``out.lines``; nothing else runs per line but the byte count against
+    ``max_bytes``. Sets ``out.ended`` at the end of the body; a body over ``max_bytes`` is cut before the line that
+    crosses it (:class:`~llm_locust.errors.ResponseTooLarge`; the caller must not reuse the connection); an
+    exception from ``readline`` propagates and leaves the lines read so far."""
     readline = body.readline
     append = out.lines.append
+    left = max_bytes if max_bytes is not None else -1
     while True:
         line = readline(b"\n")
         append((now(), line))
         if not line:
             break
+        if left >= 0:
+            left -= len(line)
+            if left < 0:
+                out.lines.pop()
+                out.fail(errors.ResponseTooLarge(f"response body over --max-response-bytes {max_bytes}; cut there"))
+                return
     out.ended = True
 
 
@@ -170,12 +186,16 @@ def parse_lines(out: StreamResult, secrets: tuple[str, ...] = (), limit: int | N
 
 
 def read_stream(
-    out: StreamResult, body: Any, secrets: tuple[str, ...] = (), now: Callable[[], int] = time.perf_counter_ns
+    out: StreamResult,
+    body: Any,
+    secrets: tuple[str, ...] = (),
+    now: Callable[[], int] = time.perf_counter_ns,
+    max_bytes: int | None = None,
 ) -> StreamResult:
     """:func:`read_lines` then :func:`parse_lines`: the whole reader in one call (the parsing also runs when
     ``readline`` raises, so ``out`` keeps what was read; the exception propagates)."""
     try:
-        read_lines(out, body, now)
+        read_lines(out, body, now, max_bytes)
     finally:
         parse_lines(out, secrets)
     return out

@@ -17,49 +17,64 @@ process exit code these answers ask for. ``--run-info`` gets ``done: true`` once
 from __future__ import annotations
 
 from argparse import Namespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import locust
 
 from .. import __version__, capacity, htmlreport, runinfo, servermetrics, slo, validity
 from ..measure.record import STATUS_CANCELLED, STATUS_OK, Record
-from ..report import frame, render_console, run_window, summarize, write_reports
+from ..report import REPORT_FIELDS, render_console, run_window, summarize, write_reports
 from ..run import LLMRun
+from ..table import RecordTable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: summary.json ``targets[]`` fields added here: the target's model, and the means over successful requests of
 #: the output tokens the server reported and of the local count (``n/a`` when no request had one)
 EXTRA_MEANS = ("output_tokens_server", "output_tokens_local")
+#: the record fields read here beyond the summary's
+EXTRA_FIELDS = ("model", *EXTRA_MEANS)
 
 
-def target_extras(records: list[Record]) -> dict[str, dict[str, Any]]:
+def target_extras(df: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Per target name: ``model`` (of its first request booked before the stop) and ``{"mean": ...}`` of each of
-    :data:`EXTRA_MEANS` over its successful requests."""
+    :data:`EXTRA_MEANS` over its successful requests. ``df``: the records' frame with ``target``, ``api``,
+    ``status``, ``model`` and the :data:`EXTRA_MEANS` columns."""
+    import pandas as pd
+
     out: dict[str, dict[str, Any]] = {}
-    sums: dict[str, dict[str, list[float]]] = {}
-    for r in records:
-        name = r["target"] or r["api"]
+    names = [t if isinstance(t, str) and t else a for t, a in zip(df["target"].tolist(), df["api"].tolist(),
+                                                                  strict=True)]  # fmt: skip
+    status = df["status"].astype(object).to_numpy()
+    models = df["model"].tolist()
+    for i, name in enumerate(names):
         entry = out.setdefault(name, {"model": ""})
-        if r["status"] == STATUS_CANCELLED:
-            continue
-        if not entry["model"]:
-            entry["model"] = r["model"] or ""
-        if r["status"] == STATUS_OK:
-            acc = sums.setdefault(name, {k: [] for k in EXTRA_MEANS})
-            for k in EXTRA_MEANS:
-                if r[k] is not None:
-                    acc[k].append(float(r[k]))
+        if not entry["model"] and status[i] != STATUS_CANCELLED and isinstance(models[i], str):
+            entry["model"] = models[i]
+    ok = status == STATUS_OK
+    by_name = pd.Series(names, index=df.index)
     for name, entry in out.items():
-        acc = sums.get(name, {})
+        rows = df[ok & (by_name == name).to_numpy()]
         for k in EXTRA_MEANS:
-            values = acc.get(k) or []
-            entry[k] = {"mean": sum(values) / len(values) if values else None}
+            values = pd.to_numeric(rows[k], errors="coerce").dropna()
+            entry[k] = {"mean": float(values.mean()) if len(values) else None}
     return out
 
 
-def run_summary(records: list[Record], meta: dict[str, Any], prompt_order: list[str] | None = None) -> dict[str, Any]:
-    """The summary.json document: :func:`~llm_locust.report.summarize` with :func:`target_extras` per target."""
-    summary = summarize(records, meta, prompt_order)
-    extras = target_extras(records)
+def run_summary(
+    source: list[Record] | RecordTable, meta: dict[str, Any], prompt_order: list[str] | None = None
+) -> dict[str, Any]:
+    """The summary.json document: :func:`~llm_locust.report.summarize` with :func:`target_extras` per target;
+    ``source`` is the run's :class:`~llm_locust.table.RecordTable` (or a list of records)."""
+    import pandas as pd
+
+    if isinstance(source, RecordTable):
+        df, itl = source.frame(), source.itl()
+    else:
+        df, itl = pd.DataFrame.from_records(source, columns=list(dict.fromkeys((*REPORT_FIELDS, *EXTRA_FIELDS)))), None
+    summary = summarize(df, meta, prompt_order, itl)
+    extras = target_extras(df)
     for target in summary["targets"]:
         target.update(extras.get(target["name"], {}))
     return summary
@@ -83,9 +98,10 @@ def run_meta(run: LLMRun, opts: Namespace, users: int, books: dict[str, Any]) ->
 
 
 def add_answers(
-    summary: dict[str, Any], df: Any, opts: Namespace, health: dict[str, Any], search: Any = None
+    summary: dict[str, Any], df: Any, itl: Any, opts: Namespace, health: dict[str, Any], search: Any = None
 ) -> list[str]:
-    """Add ``run.valid``/``run.validity``, ``slo`` and ``capacity`` to ``summary``; return their text lines."""
+    """Add ``run.valid``/``run.validity``, ``slo`` and ``capacity`` to ``summary``; return their text lines.
+    ``df``, ``itl``: the run's :class:`~llm_locust.table.RecordTable` frame and gaps."""
     valid, warnings = validity.verdict(health)
     summary["run"]["valid"] = valid
     summary["run"]["validity"] = {"processes": health, "warnings": warnings}
@@ -96,7 +112,7 @@ def add_answers(
         except slo.SLOError as e:
             lines.append(f"SLO not judged: {e}")
         else:
-            summary["slo"] = slo.evaluate(objectives, df, run_window(df))
+            summary["slo"] = slo.evaluate(objectives, df, run_window(df), itl)
             lines.append(slo.render(summary["slo"]))
     if search is not None:
         summary["capacity"] = search.result()
@@ -126,14 +142,14 @@ def write_run_reports(
     ``health``: per process, its :meth:`validity.Monitor.summary <llm_locust.validity.Monitor.summary>`;
     ``search``: the run's :class:`~llm_locust.capacity.CapacityShape`, if it ran one."""
     folder = run.recorder.csv_path.parent
-    records = run.recorder.records
-    summary = run_summary(records, run_meta(run, opts, users, books), [p.name for p in run.prompts])
+    table = run.recorder.table
+    summary = run_summary(table, run_meta(run, opts, users, books), [p.name for p in run.prompts])
     server = run.server.section(summary) if run.server is not None else None
     if server is not None:
         summary["server"] = server
         run.server.write_csv(folder)
-    df = frame(records)
-    lines = add_answers(summary, df, opts, health or {}, search)
+    df, itl = (table.frame(), table.itl()) if table is not None else (None, None)
+    lines = add_answers(summary, df, itl, opts, health or {}, search)
     write_reports(folder, summary)
     server_text = servermetrics.render_text(server)
     extra = [server_text.rstrip("\n")] if server_text else []  # the server's block, after the client's figures

@@ -101,6 +101,7 @@ def build_run(environment: Any, mock_url: str | None = None) -> LLMRun:
         timeout=opts.timeout,
         recorder=recorder,
         max_requests=optional_positive_int(opts.max_requests, "--max-requests"),
+        max_response_bytes=optional_positive_int(getattr(opts, "max_response_bytes", None), "--max-response-bytes"),
         users=optional_positive_int(getattr(opts, "num_users", None), "--users"),
         backoff=backoff_policy(opts),
     )

@@ -8,14 +8,17 @@ test start, where :func:`optional_positive_int` checks what the web UI's start f
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 from argparse import Namespace
+from pathlib import Path
 from typing import Any, NoReturn
 
 from ..backoff import DEFAULT_MAX_RETRY_AFTER_S, Policy
 from ..pricing import PriceFileError, load_price_file
 from ..prompts import PromptFileError, load_prompts
-from ..protocols import EndpointError, TemplateError, check_endpoint
+from ..protocols import EndpointError, TemplateError, check_endpoint, check_host
 from ..protocols.custom import load_template
 from ..reasoning import parse_reasoning
 from ..servermetrics import check_url
@@ -25,6 +28,8 @@ from ..targets import TargetFileError, load_targets
 
 #: the errors a bad input file raises, each with a message that names the file and the fix
 INPUT_ERRORS = (PromptFileError, PriceFileError, TargetFileError, TemplateError, EndpointError)
+#: the longest --timeout that makes sense (a day)
+MAX_TIMEOUT_S = 86_400.0
 
 
 def fail(message: str) -> NoReturn:
@@ -36,6 +41,8 @@ def fail(message: str) -> NoReturn:
 def check_options(opts: Namespace, host: str | None) -> None:
     """Load every input file and check every flag once; :func:`fail` on the first problem."""
     try:
+        if host:
+            check_host(host)
         prompts = load_prompts(opts.prompt_file)
         if opts.prices:
             load_price_file(opts.prices)
@@ -58,8 +65,6 @@ def check_options(opts: Namespace, host: str | None) -> None:
         parse_reasoning(opts.reasoning, "--reasoning")
     except ValueError as e:
         fail(str(e))
-    if opts.timeout <= 0:
-        fail(f"--timeout must be a positive number of seconds (got {opts.timeout:g})")
     metrics_port = getattr(opts, "metrics_port", None)
     if metrics_port is not None and not 0 < metrics_port < 65536:
         fail(f"--metrics-port must be a TCP port from 1 to 65535 (got {metrics_port}); leave it out for no /metrics")
@@ -72,6 +77,18 @@ def check_options(opts: Namespace, host: str | None) -> None:
         backoff_policy(opts)
     except ValueError as e:
         fail(str(e))
+    if not (math.isfinite(opts.timeout) and 0 < opts.timeout <= MAX_TIMEOUT_S):
+        fail(f"--timeout must be a positive number of seconds up to {MAX_TIMEOUT_S:g} (got {opts.timeout:g})")
+    limit = getattr(opts, "max_response_bytes", None)
+    if limit is not None and limit <= 0:
+        fail(f"--max-response-bytes must be a positive number of bytes (got {limit}); drop it for the 16 MiB default")
+    users = getattr(opts, "num_users", None)
+    if users is not None and users < 0:
+        fail(f"-u/--users must be 0 or more (got {users})")
+    rate = getattr(opts, "spawn_rate", None)
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        fail(f"-r/--spawn-rate must be a positive number of users per second (got {rate:g})")
+    _check_report_dir(opts.report_dir)
     if not opts.targets and host and not opts.model and opts.headless:
         fail("--model is required with --host: name the model the endpoint serves (e.g. --model llama3)")
 
@@ -89,6 +106,8 @@ def start_exporter(environment: Any, opts: Namespace) -> None:
     except OSError as e:
         reason = e.strerror or type(e).__name__
         fail(f"--metrics-port {port} on {host} cannot be used ({reason}); pick a free port or leave it out")
+
+
 def backoff_policy(opts: Namespace) -> Policy:
     """The run's backoff policy from ``--no-backoff`` and ``--max-retry-after`` (a string from the web UI's form)."""
     value = getattr(opts, "max_retry_after", DEFAULT_MAX_RETRY_AFTER_S)
@@ -99,6 +118,19 @@ def backoff_policy(opts: Namespace) -> Policy:
     if not 0 <= cap < float("inf"):
         raise ValueError(f"--max-retry-after must be a number of seconds, 0 or more (got {value!r})")
     return Policy(enabled=not getattr(opts, "no_backoff", False), max_retry_after_s=cap)
+
+
+def _check_report_dir(path: str) -> None:
+    """``--report-dir`` must be a folder this process can create and write in."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        fail(f"--report-dir {path}: cannot create the folder ({e.strerror or e}); name a writable folder")
+    if not folder.is_dir():
+        fail(f"--report-dir {path}: not a folder; name a folder (it is created if missing)")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        fail(f"--report-dir {path}: not writable by this user; name a writable folder")
 
 
 def optional_positive_int(value: Any, flag: str) -> int | None:

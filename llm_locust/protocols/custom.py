@@ -70,12 +70,15 @@ def load_template(path: str | Path) -> dict[str, Any]:
     if unknown:
         raise TemplateError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {', '.join(sorted(TEMPLATE_KEYS))}")
     for key in ("path", "body", "framing", "text"):
-        if key not in t:
+        if t.get(key) is None:
             raise TemplateError(f"{where}: missing '{key}'; see examples/ for a complete template")
     if t["framing"] not in ("sse", "ndjson", "json"):
         raise TemplateError(f"{where}: framing must be sse, ndjson or json (got {t['framing']!r})")
     if not isinstance(t["path"], str) or not t["path"].startswith("/"):
         raise TemplateError(f"{where}: 'path' must be a string starting with '/' (got {t['path']!r})")
+    for key in ("usage", "headers"):
+        if t.get(key) is not None and not isinstance(t[key], dict):
+            raise TemplateError(f"{where}: '{key}' must be a mapping (got {type(t[key]).__name__}); see examples/")
     paths = {k: t.get(k) for k in ("text", "reasoning", "skip", "done", "error")}
     paths.update({f"usage.{k}": v for k, v in (t.get("usage") or {}).items()})
     for key, value in paths.items():
