@@ -329,8 +329,8 @@ def _time_series(df: pd.DataFrame, history: list[dict[str, Any]], started: float
     ]
     failed = df["status"] == "failed"
     if failed.any():
-        classes = sorted(df.loc[failed, "error_class"].fillna("unknown").unique().tolist())
-        cls = df["error_class"].fillna("unknown").to_numpy()
+        classes = sorted(df.loc[failed, "error_class"].astype(object).fillna("unknown").unique().tolist())
+        cls = df["error_class"].astype(object).fillna("unknown").to_numpy()
         fail = failed.to_numpy()
         stacks = [(c, [float(((bins == i) & fail & (cls == c)).sum()) for i in range(n)]) for c in classes]
         edges = [i * width for i in range(n + 1)]

@@ -209,7 +209,7 @@ def format_value(v: float | None, kind: str) -> str:
 
 
 def _names(df: pd.DataFrame) -> tuple[Any, Any]:
-    target = df["target"].where(df["target"].fillna("") != "", df["api"])
+    target = df["target"].astype(object).where(df["target"].astype(object).fillna("") != "", df["api"].astype(object))
     return df["prompt"], target
 
 
