@@ -57,7 +57,7 @@ def _add_arguments(parser: Any) -> None:
     g.add_argument("--bare-body", default="", help="file with the request body (JSON); default: a built-in one")
     g.add_argument("--bare-out", default="bare_requests.csv", help="CSV written at test stop, one row per request")
     g.add_argument("--bare-stagger", action="store_true", help="spread the first requests over the spawn interval "
-                   "(as llm-locust's --stagger: user k waits (k mod floor(r))/r s)")  # fmt: skip
+                   "(as llm-locust's --stagger: user k waits (k mod floor(r))/r s)")
 
 
 @events.test_start.add_listener

@@ -566,7 +566,7 @@ def analyse(rows: list[dict[str, Any]], sends: dict[str, dict[str, Any]], sample
     tasks = [v for k, v in cpu.items() if k.endswith("-tasks")]
     ours = [cpu.get("locust"), cpu.get("mock"), cpu.get("driver")]
     if tasks and None not in tasks and None not in ours and window > 0:
-        res["foreign_cpu_pct"] = max(0.0, 100 * (sum(tasks) - sum(ours)) / window)  # type: ignore[arg-type]
+        res["foreign_cpu_pct"] = max(0.0, 100 * (sum(tasks) - sum(ours)) / window)
     else:
         res["foreign_cpu_pct"] = None
     return res
@@ -653,7 +653,7 @@ def micro(tokens: int = 200) -> dict[str, float | str]:
         "prompt": PROMPT_NAME, "status": "ok", "request_id": "x", "input_tokens": 5, "output_tokens": tokens,
         "cost_usd": None, "output_tokens_per_s": 50.0, "ttft_ms": 51.5, "tpot_ms": 10.0, "e2e_ms": 2041.5,
         "t0_ns": 123, "itl_us": array("q", [10000] * (tokens - 1)).tobytes(),
-    }  # fmt: skip
+    }
 
     body_lines = [data_line, blank] * 1000 + [b"data: [DONE]\n", blank, b""]
 
@@ -836,7 +836,7 @@ def print_whole_table(runs: list[dict[str, Any]]) -> None:
     print("\nTTFT error = client TTFT - (server first write - server body read) = send side + receive side, ms")
     head = (f"{'profile':<8}{'streams':>8}{'chunks/s':>9} | {'whole p50/p99':<14}| {'send p50/p99':<14}"
             f"| {'recv p50/p99':<14}| {'us/chunk':>8}{'x bare':>7}{'us/req':>7}{'x bare':>7}"
-            f"{'whole p99 x bare':>17}")  # fmt: skip
+            f"{'whole p99 x bare':>17}")
     print(head)
     print("-" * len(head))
     for r in runs:
@@ -896,45 +896,45 @@ def compare(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smoke check: 3 s runs, users 1,8, a 32-user max run, "
-                   "no retries")  # fmt: skip
+                   "no retries")
     p.add_argument("--table", action="store_true", help="issue 14's table: 32 streams at ITL 20 ms, "
-                   "64/128/256 at ITL 5 ms, TTFT 200 ms, 128 tokens, and the short scenario")  # fmt: skip
+                   "64/128/256 at ITL 5 ms, TTFT 200 ms, 128 tokens, and the short scenario")
     p.add_argument("--stagger", action="store_true", help="start the users' first requests spread over the spawn "
-                   "interval (the full profile's --stagger, the bare reader's --bare-stagger)")  # fmt: skip
+                   "interval (the full profile's --stagger, the bare reader's --bare-stagger)")
     p.add_argument("--users", default="1,32,128", help="users of the error scenario (default %(default)s)")
     p.add_argument("--duration", type=float, default=15.0, help="seconds per run (default %(default)s)")
     p.add_argument("--out", default=None, help="JSON results (default bench/results.json; with --quick a file in the "
-                   "temp dir, so a smoke check never overwrites the real results)")  # fmt: skip
+                   "temp dir, so a smoke check never overwrites the real results)")
     p.add_argument("--profiles", default="full,bare", help="load generators to measure: full, bare, full-freeze "
-                   "(the full profile with gc.freeze() at test start) (default %(default)s)")  # fmt: skip
+                   "(the full profile with gc.freeze() at test start) (default %(default)s)")
     p.add_argument("--ttft-ms", type=float, default=50.0, help="mock TTFT (default %(default)s)")
     p.add_argument("--itl-ms", type=float, default=10.0, help="mock ITL of the error scenario (default %(default)s)")
     p.add_argument("--tokens", type=int, default=64, help="output tokens, error scenario (default %(default)s)")
     p.add_argument("--max-users", type=int, default=256, help="users of the max-rate scenario (default %(default)s)")
     p.add_argument("--max-itl-ms", default="10,5,2,1", help="mock ITLs of the max-rate scenario, one run each "
-                   "(default %(default)s)")  # fmt: skip
+                   "(default %(default)s)")
     p.add_argument("--max-tokens", type=int, default=200, help="output tokens, max scenario (default %(default)s)")
     p.add_argument("--short-users", type=int, default=64, help="users of the short scenario (default %(default)s)")
     p.add_argument("--short-tokens", type=int, default=2, help="output tokens, short scenario (default %(default)s)")
     p.add_argument("--short-ttft-ms", type=float, default=5.0, help="mock TTFT, short scenario (default %(default)s)")
     p.add_argument("--py-spy-itl-ms", type=float, default=5.0, help="mock ITL of the py-spy run of the max scenario "
-                   "(default %(default)s)")  # fmt: skip
+                   "(default %(default)s)")
     p.add_argument("--skip-error", action="store_true", help="skip the error scenario")
     p.add_argument("--skip-short", action="store_true", help="skip the short scenario")
     p.add_argument("--skip-max", action="store_true", help="skip the max-rate scenario")
     p.add_argument("--py-spy", type=float, default=0.0, metavar="SECONDS",
-                   help="add py-spy runs of this many seconds (max load, short)")  # fmt: skip
+                   help="add py-spy runs of this many seconds (max load, short)")
     p.add_argument("--quiet-pct", type=float, default=10.0, help="before each run, wait until no core is busier "
-                   "than this (other processes) (default %(default)s)")  # fmt: skip
+                   "than this (other processes) (default %(default)s)")
     p.add_argument("--quiet-wait", type=float, default=180.0, help="... for at most this many seconds, then measure "
-                   "anyway and say so (default %(default)s)")  # fmt: skip
+                   "anyway and say so (default %(default)s)")
     p.add_argument("--retries", type=int, default=2, help="measure a run again (up to this many times) when other "
-                   "processes used more than --foreign-pct of a core during it (default %(default)s)")  # fmt: skip
+                   "processes used more than --foreign-pct of a core during it (default %(default)s)")
     p.add_argument("--foreign-pct", type=float, default=15.0, help="see --retries (default %(default)s)")
     p.add_argument("--repeat", type=int, default=1, help="run the whole plan this many times, one after the other, "
-                   "to see the run-to-run spread (default %(default)s)")  # fmt: skip
+                   "to see the run-to-run spread (default %(default)s)")
     p.add_argument("--no-gc-probe", action="store_true", help="run the locustfiles directly, without the wrapper "
-                   "that records garbage-collection pauses")  # fmt: skip
+                   "that records garbage-collection pauses")
     p.add_argument("--no-micro", action="store_true", help="skip the in-process micro benchmark")
     p.add_argument("--workdir", default=None, help="keep the logs of every run here (default: a temp dir, removed)")
     args = p.parse_args(argv)
@@ -965,7 +965,7 @@ def main(argv: list[str] | None = None) -> int:
         for u in users:
             for prof in profiles:
                 plan.append(("error", prof, u, [*base, "--itl-ms", f"{args.itl_ms:g}", "--output-tokens",
-                                                  str(args.tokens)], 0.0))  # fmt: skip
+                                                  str(args.tokens)], 0.0))
     if args.table:
         for u, itl in TABLE_ROWS:
             for prof in profiles:
@@ -1004,7 +1004,7 @@ def main(argv: list[str] | None = None) -> int:
                 background = wait_for_quiet(args.quiet_pct, args.quiet_wait)
                 wd = workroot / f"{i:02d}-{scenario}-{prof}-{u}-rep{rep}-try{attempt}"
                 r = run_once(prof, u, mock_args, duration, wd, inputs, mode, spy, gc_probe=not args.no_gc_probe,
-                             stagger=args.stagger)  # fmt: skip
+                             stagger=args.stagger)
                 r.update(scenario=scenario, background_busy_pct=background, attempt=attempt, repeat=rep)
                 t = r["ttft_err_ms"]
                 print(

@@ -73,7 +73,7 @@ def main() -> int:
         [sys.executable, "-m", "llm_locust.mockserver", "--port", str(port), "--ttft-ms", str(args.ttft_ms),
          "--itl-ms", str(args.itl_ms), "--output-tokens", str(args.output_tokens)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
     samples: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         reports = Path(tmp) / "reports"
@@ -83,7 +83,7 @@ def main() -> int:
             "-u", str(args.users), "-r", str(args.users), "-t", f"{int(args.duration)}s", "--only-summary",
             "--host", f"http://127.0.0.1:{port}", "--model", "mock-model",
             "--prompt-file", str(root / "prompts.yaml"), "--report-dir", str(reports),
-        ]  # fmt: skip
+        ]
         loc = subprocess.Popen(cmd, env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         proc = psutil.Process(loc.pid)
         start = time.monotonic()

@@ -46,7 +46,7 @@ logger = logging.getLogger("llm_locust")
 LEVEL_COLUMNS = (
     "users", "holds", "requests", "failures", "duration_s", "requests_per_s", "output_tokens_per_s", "goodput_rps",
     "attainment", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "e2e_p95_ms", "reason",
-)  # fmt: skip
+)
 
 
 def _start_s(record: dict[str, Any]) -> float:
@@ -140,7 +140,7 @@ class CapacityShape(LoadTestShape):
 
         records = level.records[: self.level_requests]
         level.records = records
-        df = frame(records)  # type: ignore[arg-type]
+        df = frame(records)
         ok = df[df["status"] == STATUS_OK]
         start = min((_start_s(r) for r in records), default=0.0)
         end = max((_start_s(r) + r["elapsed_ms"] / 1000.0 for r in records), default=0.0)
@@ -244,13 +244,13 @@ def render(result: dict[str, Any]) -> str:
         return "n/a" if v is None else f"{v:.1f}"
 
     head = ("users", "holds", "reqs", "fail", "req/s", "tok/s", "goodput/s", "TTFT p50", "TTFT p99", "TPOT p50",
-            "E2E p95", "reason")  # fmt: skip
+            "E2E p95", "reason")
     rows = [
         (str(r["users"]), "yes" if r["holds"] else "NO", str(r["requests"]), str(r["failures"]),
          ms(r["requests_per_s"]), ms(r["output_tokens_per_s"]), ms(r["goodput_rps"]), ms(r["ttft_p50_ms"]),
          ms(r["ttft_p99_ms"]), ms(r["tpot_p50_ms"]), ms(r["e2e_p95_ms"]), r["reason"])
         for r in result["levels"]
-    ]  # fmt: skip
+    ]
     widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
     fmt = "  ".join(f"{{:>{w}}}" if i < len(head) - 1 else "{}" for i, w in enumerate(widths))
     lines = [f"Capacity search ({result['load']}; {result['level_requests']} requests per level, times in ms):"]

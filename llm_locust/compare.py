@@ -101,7 +101,7 @@ def pairs(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, dict[str, Any
             + ", ".join(sorted({f'{t}/{p}' for t, p in pa})[:5])
             + "; B: " + ", ".join(sorted({f"{t}/{p}" for t, p in pb})[:5])
             + "); compare runs of the same prompt file"
-        )  # fmt: skip
+        )
     multi = len(a.get("targets") or ()) > 1
     out = []
     for t, p in common:
@@ -166,7 +166,7 @@ def compare(a: Run, b: Run, threshold_pct: float = 10.0, metrics: tuple[Metric, 
             change = (vb - va) / va * 100.0 if va not in (None, 0) and vb is not None else None
             worse = change is not None and (-change if m.higher_is_better else change) > threshold_pct
             interval = bootstrap_interval(_values(a.requests, match, m.column), _values(b.requests, match, m.column),
-                                          m.stat)  # fmt: skip
+                                          m.stat)
             significant = None if interval is None else not (interval[0] <= 0.0 <= interval[1])
             rows.append({
                 "prompt": label, "metric": m.name, "a": va, "b": vb, "change_pct": change,
@@ -174,7 +174,7 @@ def compare(a: Run, b: Run, threshold_pct: float = 10.0, metrics: tuple[Metric, 
                 "regression": bool(worse and significant is not False),
                 "improvement": bool(change is not None and (change if m.higher_is_better else -change) > threshold_pct
                                     and significant is not False),
-            })  # fmt: skip
+            })
     return {
         "a": str(a.path),
         "b": str(b.path),
@@ -208,5 +208,5 @@ def render(doc: dict[str, Any]) -> str:
         f"{n} regression(s) beyond {doc['threshold_pct']:g}% and the noise: "
         + ", ".join(f"{r['prompt']} {r['metric']} {r['change_pct']:+.1f}%" for r in doc["regressions"][:8])
         if n else f"No regression beyond {doc['threshold_pct']:g}% and the noise."
-    )  # fmt: skip
+    )
     return "\n".join(lines)

@@ -43,7 +43,7 @@ def pack(records: list[Record]) -> list[list[Any]]:
 
 
 def unpack(rows: list[list[Any]]) -> list[Record]:
-    return [dict(zip(WIRE_COLUMNS, row, strict=True)) for row in rows]  # type: ignore[misc]
+    return [dict(zip(WIRE_COLUMNS, row, strict=True)) for row in rows]
 
 
 @dataclass

@@ -53,7 +53,7 @@ HISTOGRAMS: dict[str, tuple[str | None, tuple[float, ...], str]] = {
                                0.25, 0.5, 1.0, 2.5), "Inter-token latency (one observation per gap), seconds"),
     "llm_e2e_seconds": ("e2e_ms", (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0,
                                    300.0), "Request latency to the last token, seconds"),
-}  # fmt: skip
+}
 #: counter name (without _total) -> (record field, help), over successful requests
 SUMS = {
     "llm_input_tokens": ("input_tokens", "Input tokens of successful requests"),
@@ -114,11 +114,11 @@ class Exporter:
             if fld is None:
                 if r["itl_us"]:
                     hists[name].observe_many(np.frombuffer(r["itl_us"], dtype=np.int64) / 1e6)
-            elif (v := r[fld]) is not None:  # type: ignore[literal-required]
+            elif (v := r[fld]) is not None:
                 hists[name].observe(v / 1000.0)
         sums = self._sums[key]
         for name, (fld, _) in SUMS.items():
-            if (v := r[fld]) is not None:  # type: ignore[literal-required]
+            if (v := r[fld]) is not None:
                 sums[name] += v
 
     def collect(self) -> Iterator[Any]:

@@ -92,15 +92,15 @@ class _Frame:
         return out
 
 
-def _svg(title: str, body: list[str], legend: list[tuple[str, str]] = ()) -> str:  # type: ignore[assignment]
+def _svg(title: str, body: list[str], legend: list[tuple[str, str]] = ()) -> str:
     items = "".join(
         f'<span class="key"><i style="background:{c}"></i>{_e(n)}</span>' for n, c in legend
-    )  # fmt: skip
+    )
     return (
         f'<figure class="chart"><figcaption>{_e(title)}</figcaption>'
         f'<svg viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{_e(title)}">'
         + "".join(body) + f"</svg><div class=\"legend\">{items}</div></figure>"
-    )  # fmt: skip
+    )
 
 
 def _empty(title: str, why: str) -> str:
@@ -110,7 +110,7 @@ def _empty(title: str, why: str) -> str:
 def line_chart(
     title: str, x_label: str, y_label: str, series: list[tuple[str, list[float], list[float | None]]],
     second: tuple[str, list[float], list[float]] | None = None,
-) -> str:  # fmt: skip
+) -> str:
     """Lines of ``(name, xs, ys)``; ``second``: one series on a right-hand axis (grey steps, e.g. users)."""
     xs = [x for _, sx, _ in series for x in sx] + (second[1] if second else [])
     ys = [y for _, _, sy in series for y in sy if y is not None]
@@ -136,7 +136,7 @@ def line_chart(
             if y is None:
                 if segment:
                     body.append(f'<polyline points="{" ".join(segment)}" fill="none" stroke="{color}" '
-                                'stroke-width="2"/>')  # fmt: skip
+                                'stroke-width="2"/>')
                 segment = []
                 continue
             segment.append(f"{f.px(x):.1f},{f.py(y):.1f}")
@@ -148,9 +148,9 @@ def line_chart(
 
 def bar_chart(
     title: str, x_label: str, y_label: str, edges: list[float], stacks: list[tuple[str, list[float]]],
-    marks: list[tuple[str, float]] = (),  # type: ignore[assignment]
+    marks: list[tuple[str, float]] = (),
     legend_always: bool = False,
-) -> str:  # fmt: skip
+) -> str:
     """Bars between ``edges`` (len(edges) - 1 bins), stacked series; ``marks``: labelled vertical lines."""
     if len(edges) < 2 or not stacks:
         return _empty(title, "no data")
@@ -169,13 +169,13 @@ def bar_chart(
             x, x2 = f.px(edges[i]), f.px(edges[i + 1])
             y_top, y_bot = f.py(base[i] + c), f.py(base[i])
             body.append(f'<rect x="{x:.1f}" y="{y_top:.1f}" width="{max(x2 - x - 1, 1):.1f}" '
-                        f'height="{y_bot - y_top:.1f}" fill="{color}" opacity="0.85"/>')  # fmt: skip
+                        f'height="{y_bot - y_top:.1f}" fill="{color}" opacity="0.85"/>')
             base[i] += c
         legend.append((name, color))
     for label, v in marks:
         x = f.px(v)
         body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{PAD_T}" y2="{H - PAD_B}" stroke="#111827" '
-                    'stroke-dasharray="3 2"/>')  # fmt: skip
+                    'stroke-dasharray="3 2"/>')
         body.append(f'<text x="{x + 3:.1f}" y="{PAD_T + 10}">{_e(label)}</text>')
     return _svg(title, body, legend if len(stacks) > 1 or legend_always else [])
 
@@ -183,7 +183,7 @@ def bar_chart(
 def scatter_chart(
     title: str, x_label: str, y_label: str, points: list[tuple[float, float, str, bool]], knee: int | None,
     limit: float | None = None,
-) -> str:  # fmt: skip
+) -> str:
     """Points ``(x, y, label, ok)`` joined in the order given; ``knee``: the index of the point to ring; ``limit``:
     a horizontal line (the objective)."""
     pts = [p for p in points if p[0] is not None and p[1] is not None]
@@ -196,7 +196,7 @@ def scatter_chart(
     if limit:
         y = f.py(limit)
         body.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" stroke="{COLORS[1]}" '
-                    'stroke-dasharray="6 3"/>')  # fmt: skip
+                    'stroke-dasharray="6 3"/>')
         body.append(f'<text x="{PAD_L + 4}" y="{y - 4:.1f}" fill="{COLORS[1]}">objective</text>')
     line = " ".join(f"{f.px(p[0]):.1f},{f.py(p[1]):.1f}" for p in pts)
     body.append(f'<polyline points="{line}" fill="none" stroke="{GREY}"/>')
@@ -219,7 +219,7 @@ def _verdicts(summary: dict[str, Any]) -> str:
     warnings = (run.get("validity") or {}).get("warnings") or []
     if run.get("valid") is False:
         out.append('<div class="badge bad">RUN INVALID</div><ul>' + "".join(f"<li>{_e(w)}</li>" for w in warnings)
-                   + "</ul>")  # fmt: skip
+                   + "</ul>")
     elif run.get("valid"):
         out.append('<div class="badge good">run valid</div> <span class="note">the load generator kept up</span>')
     if run.get("complete") is False:
@@ -245,30 +245,30 @@ def _verdicts(summary: dict[str, Any]) -> str:
     cap = summary.get("capacity")
     if cap:
         out.append(f'<div class="badge {"good" if cap["pass"] else "bad"}">capacity</div> '
-                   f'<span class="answer">{_e(cap["answer"])}</span>')  # fmt: skip
+                   f'<span class="answer">{_e(cap["answer"])}</span>')
     return "\n".join(out)
 
 
 def _meta(summary: dict[str, Any]) -> str:
     run = summary["run"]
     keys = ("run_id", "model", "host", "api", "users", "started_at", "duration_s", "requests", "prompt_file",
-            "token_limit", "locust_version", "llm_locust_version")  # fmt: skip
+            "token_limit", "locust_version", "llm_locust_version")
     cells = "".join(f"<tr><th>{_e(k)}</th><td>{_fmt(run.get(k), 2)}</td></tr>" for k in keys if k in run)
     return f'<table class="meta">{cells}</table>'
 
 
 def _prompts(summary: dict[str, Any]) -> str:
     head = ("target", "prompt", "requests", "failed", "TTFT p50", "TTFT p95", "TTFT p99", "TPOT p50", "ITL p95",
-            "E2E p50", "E2E p95", "tok/s", "out tokens", "cost $")  # fmt: skip
+            "E2E p50", "E2E p95", "tok/s", "out tokens", "cost $")
     rows = []
     for p in [*summary["prompts"], {**summary["overall"], "name": "Overall", "target": ""}]:
         cost = p["cost_usd"]["total"]
         cells = (p.get("target", ""), p["name"], p["requests"], p["failures"], p["ttft_ms"]["p50"], p["ttft_ms"]["p95"],
                  p["ttft_ms"]["p99"], p["tpot_ms"]["p50"], p["itl_ms"]["p95"], p["e2e_ms"]["p50"], p["e2e_ms"]["p95"],
-                 p["output_tokens_per_s"]["mean"], p["output_tokens"]["mean"], cost)  # fmt: skip
+                 p["output_tokens_per_s"]["mean"], p["output_tokens"]["mean"], cost)
         rows.append("<tr>" + "".join(f"<td>{_fmt(c, 6 if c is cost else 1)}</td>" for c in cells) + "</tr>")
     return ("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>"
-            '<p class="note">times in ms; tok/s per request (mean); out tokens: mean per request</p>')  # fmt: skip
+            '<p class="note">times in ms; tok/s per request (mean); out tokens: mean per request</p>')
 
 
 def _distributions(df: pd.DataFrame) -> str:
@@ -323,7 +323,7 @@ def _time_series(df: pd.DataFrame, history: list[dict[str, Any]], started: float
         users = ("users", [p["time"] + offset for p in history], [float(p["users"]) for p in history])
     out = [
         line_chart("TTFT over time (by request start)", "seconds", "ms", [("TTFT p50", xs, p50), ("TTFT p95", xs, p95)],
-                   users),  # fmt: skip
+                   users),
         line_chart("Throughput over time", "seconds", "per second", [("output tokens/s", xs, tps)], users),
         line_chart("Requests over time", "seconds", "requests/s", [("successful requests/s", xs, rps)], users),
     ]
@@ -351,7 +351,7 @@ def capacity_chart(cap: dict[str, Any]) -> str:
         limit = next((o["limit"] for o in r["objectives"] if o["metric"] == "ttft" and o["stat"] == "p99"), None)
     return scatter_chart("Capacity search: TTFT p99 against output throughput, per level (labels: users)",
                          "output tokens/s",
-                         "TTFT p99 (ms)", points, knee, limit)  # fmt: skip
+                         "TTFT p99 (ms)", points, knee, limit)
 
 
 STYLE = """
@@ -381,12 +381,12 @@ def render(summary: dict[str, Any], df: pd.DataFrame, history: list[dict[str, An
         f'<p class="note">{_fmt(run.get("requests"))} requests · {_fmt(run.get("duration_s"), 1)} s · '
         f'{_fmt(run.get("users"))} users · {_e(run.get("api", ""))}</p>',
         "<h2>Verdict</h2>", _verdicts(summary) or '<p class="note">no objectives given (--slo)</p>',
-    ]  # fmt: skip
+    ]
     if summary.get("capacity"):
         from .capacity import render as render_capacity
 
         parts += ["<h2>Capacity search</h2>", f'<div class="charts">{capacity_chart(summary["capacity"])}</div>',
-                  f"<pre>{_e(render_capacity(summary['capacity']))}</pre>"]  # fmt: skip
+                  f"<pre>{_e(render_capacity(summary['capacity']))}</pre>"]
     parts += [
         "<h2>Per prompt</h2>", _prompts(summary),
         "<h2>Distributions</h2>", f'<div class="charts">{_distributions(df)}</div>',
@@ -394,14 +394,14 @@ def render(summary: dict[str, Any], df: pd.DataFrame, history: list[dict[str, An
         "<h2>Run</h2>", _meta(summary),
         '<p class="note">Written by llm-locust; self-contained (no network). Definitions: docs/metrics.md, '
         "docs/slo.md.</p></body></html>",
-    ]  # fmt: skip
+    ]
     return "\n".join(parts)
 
 
 def write(
     path: Path, summary: dict[str, Any], df: pd.DataFrame, history: list[dict[str, Any]], started: float | None,
     secrets: tuple[str, ...] = (),
-) -> None:  # fmt: skip
+) -> None:
     """Write ``report.html``; any of ``secrets`` that would appear is replaced by ``***``."""
     text = render(summary, df, history, started)
     for secret in secrets:

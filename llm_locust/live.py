@@ -139,7 +139,7 @@ class Summary:
 
     def merge(self, other: Summary) -> None:
         for name in ("requests", "failures", "cancelled", "input_tokens", "output_tokens", "cost_usd", "priced",
-                     "tps_sum", "tps_n"):  # fmt: skip
+                     "tps_sum", "tps_n"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("ttft", "tpot", "itl", "e2e"):
             getattr(self, name).merge(getattr(other, name))

@@ -282,13 +282,13 @@ def add_arguments(parser: Any) -> None:
         "-u/-r/-t; see docs/slo.md)",
     )
     _add(g, "--capacity-start", include_in_web_ui=False, type=int, default=1, env_var="LLM_CAPACITY_START",
-         help="Users of the capacity search's first level. Default: 1")  # fmt: skip
+         help="Users of the capacity search's first level. Default: 1")
     _add(g, "--capacity-max", include_in_web_ui=False, type=int, default=256, env_var="LLM_CAPACITY_MAX",
-         help="Most users the capacity search tries. Default: 256")  # fmt: skip
+         help="Most users the capacity search tries. Default: 256")
     _add(g, "--level-requests", include_in_web_ui=False, type=int, default=100, env_var="LLM_LEVEL_REQUESTS",
-         help="Requests measured at each capacity-search level, after its warm-up. Default: 100")  # fmt: skip
+         help="Requests measured at each capacity-search level, after its warm-up. Default: 100")
     _add(g, "--level-warmup", include_in_web_ui=False, type=float, default=5.0, env_var="LLM_LEVEL_WARMUP",
-         help="Seconds of each capacity-search level (once all its users run) not measured. Default: 5")  # fmt: skip
+         help="Seconds of each capacity-search level (once all its users run) not measured. Default: 5")
     _add(g, "--level-timeout", include_in_web_ui=False, type=float, default=300.0, env_var="LLM_LEVEL_TIMEOUT",
          help="Seconds a capacity-search level may take to measure its requests before it counts as broken. "
-         "Default: 300")  # fmt: skip
+         "Default: 300")

@@ -56,7 +56,7 @@ def load_price_file(path: str | Path) -> list[Rate]:
         raise PriceFileError(f"{path}: no 'prices:' list; start the file with 'prices:' and a list of entries")
     if set(data) - {"prices"}:
         raise PriceFileError(f"{path}: unknown top-level key(s) {sorted(map(str, set(data) - {'prices'}))}; only "
-                             "'prices' is allowed")  # fmt: skip
+                             "'prices' is allowed")
     rates = []
     for i, item in enumerate(data["prices"], 1):
         where = f"{path}: prices entry #{i}"
@@ -73,7 +73,7 @@ def load_price_file(path: str | Path) -> list[Rate]:
             if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or v < 0):
                 raise PriceFileError(f"{where}: '{key}' must be a number >= 0 (got {v!r})")
             values[key] = None if v is None else float(v)
-        rates.append(Rate(item["model"], **values))  # type: ignore[arg-type]
+        rates.append(Rate(item["model"], **values))
     return rates
 
 

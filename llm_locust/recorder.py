@@ -62,7 +62,7 @@ class Recorder:
             self._writer.writerow(_fmt(csv_row(record)))
             now = time.monotonic()
             if now - self._flushed >= FLUSH_S:
-                self._file.flush()  # type: ignore[union-attr]
+                self._file.flush()
                 self._flushed = now
         for listener in self.listeners:
             listener(record)

@@ -31,7 +31,7 @@ REPORT_FIELDS = (
     "target", "api", "prompt", "status", "error_class", "error", *LATENCY_METRICS, *TOKEN_METRICS, "cost_usd",
     "cost_source", "itl_us", "itl_rule", "token_events", "input_tokens_source", "output_tokens_source", "t0_ns",
     "elapsed_ms", "timestamp", "backoff_s",
-)  # fmt: skip
+)
 _unknown = set(REPORT_FIELDS) - set(FIELDS)
 if _unknown:  # a renamed record field must be renamed here too
     raise ImportError(f"report fields not in the record: {sorted(_unknown)}")

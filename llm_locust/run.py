@@ -74,7 +74,7 @@ class Target:
         self._prepared: dict[str, Prepared] = {}
         #: every credential this target sends: removed from error messages and anything else the run shows
         self.secrets: tuple[str, ...] = tuple(dict.fromkeys([*([api_key] if api_key else []),
-                                                             *self.protocol.secrets(api_key)]))  # fmt: skip
+                                                             *self.protocol.secrets(api_key)]))
 
     def prepare(self, prompt: Prompt, default_limit: int | None) -> Prepared:
         prep = self._prepared.get(prompt.name)

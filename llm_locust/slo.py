@@ -109,7 +109,7 @@ class SLO:
 
 
 _ITEM = re.compile(r"^(?P<key>[a-z0-9_]+?)(?:_(?P<stat>p[0-9.]+|mean))?(?:\[(?P<scope>[a-z]+)=(?P<name>[^\]]+)\])?"
-                   r"=(?P<value>[^=]+)$")  # fmt: skip
+                   r"=(?P<value>[^=]+)$")
 _NUMBER = re.compile(r"^(?P<num>[0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*(?P<unit>[a-zµ/%]*)$")
 
 
@@ -282,7 +282,7 @@ def evaluate(slos: list[SLO], df: pd.DataFrame, duration_s: float | None, itl: A
             "spec": s.text, "metric": s.metric, "stat": s.stat or None, "scope": s.scope, "name": s.name,
             "limit": s.limit, "unit": UNIT_LABEL[s.spec.kind] or "fraction", "measured": measured,
             "samples": samples, "pass": passed, "label": s.label(),
-        })  # fmt: skip
+        })
     status = df["status"]
     counted = int(((status == STATUS_OK) | (status == STATUS_FAILED)).sum())
     n_good = int(good.sum())

@@ -35,14 +35,14 @@ if TYPE_CHECKING:
 STRING_FIELDS = (
     "target", "api", "prompt", "status", "error_class", "cost_source", "itl_rule", "input_tokens_source",
     "output_tokens_source", "model", "error",
-)  # fmt: skip
+)
 FLOAT_FIELDS = (
     "ttft_ms", "ttft_text_ms", "tpot_ms", "e2e_ms", "output_tokens_per_s", "cost_usd", "elapsed_ms", "backoff_s",
-)  # fmt: skip
+)
 INT_FIELDS = (
     "input_tokens", "output_tokens", "reasoning_tokens", "output_tokens_server", "output_tokens_local",
     "token_events",
-)  # fmt: skip
+)
 #: every record field the table keeps (plus the derived ``total_tokens`` and ``itl_n`` in :meth:`frame`)
 KEPT_FIELDS = (*STRING_FIELDS, *FLOAT_FIELDS, *INT_FIELDS, "t0_ns", "itl_us", "timestamp")
 INT_NONE = -(2**31)
@@ -88,13 +88,13 @@ class RecordTable:
 
     def add(self, r: Record) -> None:
         for name, col in self._text.items():
-            col.append(r[name])  # type: ignore[literal-required]
+            col.append(r[name])
         for name, arr in self._floats.items():
-            v = r[name]  # type: ignore[literal-required]
+            v = r[name]
             arr.append(_NAN if v is None else v)
         ints = self._ints
         for name in INT_FIELDS:
-            v = r[name]  # type: ignore[literal-required]
+            v = r[name]
             ints[name].append(INT_NONE if v is None else min(v, _INT_MAX))
         self._t0.append(r["t0_ns"])
         self._stamps.append(datetime.fromisoformat(r["timestamp"]).timestamp() if r["timestamp"] else _NAN)

@@ -109,7 +109,7 @@ def load_targets(path: str | Path) -> list[TargetSpec]:
         raise TargetFileError(f"{path}: no 'targets:' list; start the file with 'targets:' and one entry per endpoint")
     if set(data) - {"targets"}:
         raise TargetFileError(f"{path}: unknown top-level key(s) {sorted(map(str, set(data) - {'targets'}))}; only "
-                              "'targets' is allowed")  # fmt: skip
+                              "'targets' is allowed")
     out: list[TargetSpec] = []
     for i, item in enumerate(items, 1):
         where = f"{path}: target #{i}"

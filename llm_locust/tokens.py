@@ -81,7 +81,7 @@ def _download_host_answers(encoding: str, timeout: float = 3.0) -> bool:
 
 
 @functools.lru_cache(maxsize=8)
-def _load(encoding: str):  # type: ignore[no-untyped-def]
+def _load(encoding: str):
     import tiktoken
 
     if not os.path.isfile(cache_path(encoding)) and not _download_host_answers(encoding):

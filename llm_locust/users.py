@@ -154,7 +154,7 @@ class LLMUser(FastHttpUser):
             record = build_record(
                 user=type(self).__name__, target=target, prompt=prompt, input_tokens_local=prep.input_tokens_local,
                 request_id=request_id, start_wall=start_wall, t0=clock.t_ns or t_call, out=out,
-            )  # fmt: skip
+            )
             record.update(status=STATUS_CANCELLED, error_class="cancelled", error="in flight when the run stopped")
             llm.recorder.add(record)
             raise
@@ -165,7 +165,7 @@ class LLMUser(FastHttpUser):
         wait = self.backoff.after({
             "status": "ok" if error is None else "failed", "error_class": getattr(error, "error_class", None),
             "http_status": out.status, "retry_after_s": out.retry_after, "elapsed_ms": (out.t_end - t0) / 1e6,
-        })  # fmt: skip
+        })
         llm.books.defer(
             self._book(resp, out, target, prompt, prep.input_tokens_local, request_id, start_wall, t0, wait, on_booked)
         )
@@ -174,7 +174,7 @@ class LLMUser(FastHttpUser):
     def _book(
         self, resp: Any, out: StreamResult, target: Target, prompt: Prompt, input_tokens_local: int, request_id: str,
         start_wall: float, t0: int, wait: float, on_booked: Callable[[], None] | None,
-    ) -> Iterator[None]:  # fmt: skip
+    ) -> Iterator[None]:
         """The tail of one request, in bounded steps (a job of :class:`~llm_locust.bookkeeper.Bookkeeper`)."""
         secrets = self.llm.secrets()
         while not parse_lines(out, secrets, PARSE_STEP):
@@ -182,7 +182,7 @@ class LLMUser(FastHttpUser):
         record = build_record(
             user=type(self).__name__, target=target, prompt=prompt, input_tokens_local=input_tokens_local,
             request_id=request_id, start_wall=start_wall, t0=t0, out=out,
-        )  # fmt: skip
+        )
         if record["status"] != "ok" and wait == 0.0:  # a failure found by parsing: its backoff comes now
             wait = self.backoff.after(record)
         record["backoff_s"] = wait

@@ -136,7 +136,7 @@ def verdict(processes: dict[str, dict[str, Any]]) -> tuple[bool, list[str]]:
             cpu_text = "n/a" if cpu is None else f"{cpu:.0f}%"
             lag_text = "n/a" if lag is None else f"{lag:.1f} ms"
             fix = ("add worker processes (--processes N, or more workers) or fewer users per process"
-                   if name != "master" else "give the master its own core (it should run no users)")  # fmt: skip
+                   if name != "master" else "give the master its own core (it should run no users)")
             warnings.append(
                 f"{name} at {cpu_text} CPU, loop lag p99 {lag_text}: TTFT and ITL figures may be late by up to "
                 f"that; {fix}"

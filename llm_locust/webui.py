@@ -265,7 +265,7 @@ class LLMWebUI:
         if run is None:
             return _no_run()
         return _attachment(json.dumps(self._summary(run), indent=2) + "\n", "application/json",
-                           f"llm_{run.run_id}_summary.json")  # fmt: skip
+                           f"llm_{run.run_id}_summary.json")
 
     def requests_csv(self) -> Response:
         run = self.run()
@@ -285,7 +285,7 @@ class LLMWebUI:
         report = Path(path).parent / FILENAME if path is not None else None
         if report is None or not report.is_file():
             return _no_store(Response("The HTML report is written when the run stops.\n", status=404,
-                                      mimetype="text/plain"))  # fmt: skip
+                                      mimetype="text/plain"))
         return _no_store(Response(report.read_bytes(), mimetype="text/html; charset=utf-8"))
     # ------------------------------------------------------------ secrets
 
@@ -348,7 +348,7 @@ class LLMWebUI:
             return None  # a change of user count while a run goes keeps the run's prompt file
         if name not in _prompt_files(self.prompt_dir):
             return jsonify({"success": False, "message": f"no usable prompt file named {name!r}",
-                            "host": self.environment.host})  # fmt: skip
+                            "host": self.environment.host})
         path = self.prompt_dir / name
         try:
             load_prompts(path)

@@ -50,7 +50,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float, what: str):
     """Poll ``predicate`` every 0.1 s until it returns something truthy (returned), or fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -146,7 +146,7 @@ def run_locust(
     cmd = [
         sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless",
         "--report-dir", str(report_dir), "--loglevel", "INFO", *extra, *args,
-    ]  # fmt: skip
+    ]
     proc = subprocess.run(
         cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
     )

@@ -33,7 +33,7 @@ QUEUE_MOCK = "--ttft-ms 20 --ttft-per-active-ms 10 --output-tokens 4 --itl-ms 1"
 def bench(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     code = "import sys; from llm_locust.cli import main; sys.exit(main())"
     return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=os.environ.copy())  # fmt: skip
+                          timeout=timeout, env=os.environ.copy())
 
 
 # ---------------------------------------------------------------- --slo: the spec
@@ -59,22 +59,22 @@ def test_malformed_slo_specs_are_named(spec: str, expected: str) -> None:
 
 def test_slo_spec_any_metric_percentile_and_scope() -> None:
     parsed = slo.parse("ttft_p99=500ms,tpot_p50=40ms,e2e_p95=10s,error_rate=1%,ttft_p99.9[prompt=a, b]=0.5s,"
-                       "tokens_per_s_mean[target=t]=20,itl_p90=200us,attainment=0.95")  # fmt: skip
+                       "tokens_per_s_mean[target=t]=20,itl_p90=200us,attainment=0.95")
     got = [(s.metric, s.stat, s.limit, s.scope, s.name) for s in parsed]
     assert got == [
         ("ttft", "p99", 500.0, None, None), ("tpot", "p50", 40.0, None, None), ("e2e", "p95", 10_000.0, None, None),
         ("error_rate", "", 0.01, None, None), ("ttft", "p99.9", 500.0, "prompt", "a, b"),
         ("tokens_per_s", "mean", 20.0, "target", "t"), ("itl", "p90", 0.2, None, None),
         ("attainment", "", 0.95, None, None),
-    ]  # fmt: skip
+    ]
 
 
 def _records(values: list[tuple[str, str, float | None]]) -> pd.DataFrame:
     rows = []
     for i, (prompt, status, ttft) in enumerate(values):
         rows.append({"target": "", "api": "openai-chat", "prompt": prompt, "status": status, "ttft_ms": ttft,
-                     "e2e_ms": ttft, "tpot_ms": None, "itl_us": b"", "t0_ns": i, "elapsed_ms": 1.0})  # fmt: skip
-    return frame(rows)  # type: ignore[arg-type]
+                     "e2e_ms": ttft, "tpot_ms": None, "itl_us": b"", "t0_ns": i, "elapsed_ms": 1.0})
+    return frame(rows)
 
 
 def test_slo_verdict_goodput_and_attainment_count_errors_against_it() -> None:
@@ -99,7 +99,7 @@ def test_slo_verdict_goodput_and_attainment_count_errors_against_it() -> None:
     ("spec", "expected"),
     [("ttfx_p99=1ms", "unknown metric"), ("ttft_p99=5 parsecs", "unit 'parsecs'"),
      ("ttft_p100.5=1ms", "out of range"), ("ttft_p99[prompt=Nope]=1ms", "no prompt named 'Nope'")],
-)  # fmt: skip
+)
 def test_malformed_slo_gives_one_line_and_exit_2(tmp_path, spec, expected):
     run = run_locust(tmp_path, "--max-requests", "1", "--prompt-file", PROMPTS, "--slo", spec, json_stats=False)
     assert run.returncode == 2, run.stderr[-2000:]
@@ -163,7 +163,7 @@ def capacity_run(tmp_path_factory):
     run = run_locust(tmp, "--prompt-file", PROMPTS, "--slo", "ttft_p99=95ms", "--capacity-search",
                      "--capacity-start", "2", "--capacity-max", "64", "--level-requests", "30", "--level-warmup",
                      "0.5", "--mock-server-args", QUEUE_MOCK, "--only-summary", timeout=240,
-                     json_stats=False)  # fmt: skip
+                     json_stats=False)
     return run
 
 
@@ -186,7 +186,7 @@ def test_capacity_search_works_distributed(tmp_path):
                      "--prompt-file", PROMPTS, "--slo", "ttft_p99=95ms",
                      "--capacity-search", "--capacity-start", "4", "--capacity-max", "32", "--level-requests", "40",
                      "--level-warmup", "0.5", "--mock-server-args", QUEUE_MOCK, "--only-summary", timeout=300,
-                     json_stats=False)  # fmt: skip
+                     json_stats=False)
     assert run.returncode == 0, run.stderr[-3000:]
     folder = next(p for p in run.report_dir.iterdir() if p.name != "workers")
     summary = json.loads((folder / "summary.json").read_text())
@@ -200,7 +200,7 @@ def test_capacity_search_works_distributed(tmp_path):
     [(["--capacity-search"], "--capacity-search needs --slo"),
      (["--capacity-search", "--slo", "ttft_p99=1s", "--max-requests", "3"], "drop --max-requests"),
      (["--capacity-search", "--slo", "ttft_p99=1s", "--capacity-start", "9", "--capacity-max", "4"], "is above")],
-)  # fmt: skip
+)
 def test_capacity_search_flags_are_checked(tmp_path, args, expected):
     run = run_locust(tmp_path, "--prompt-file", PROMPTS, *args, json_stats=False)
     assert run.returncode == 2 and expected in run.stderr, run.stderr[-2000:]
@@ -217,7 +217,7 @@ def three_runs(tmp_path_factory):
     for name, ttft in (("a", 100), ("a2", 100), ("b", 120)):
         run = run_locust(tmp / name, "-u", "4", "-r", "4", "--max-requests", "40", "--prompt-file", PROMPTS,
                          "--mock-server-args", f"--ttft-ms {ttft} --output-tokens 8 --itl-ms 5", "--only-summary",
-                         json_stats=False)  # fmt: skip
+                         json_stats=False)
         assert run.returncode == 0, run.stderr[-3000:]
         out[name] = run.folder
     return out
@@ -284,7 +284,7 @@ def test_html_report_opens_offline_shows_its_charts_and_no_secret(tmp_path, brow
     run = run_locust(tmp_path, "-u", "6", "-r", "2", "--max-requests", "120", "--prompt-file", PROMPTS,
                      "--api-key", SECRET, "--slo", "ttft_p95=300ms,error_rate=5%", "--only-summary",
                      "--mock-server-args", "--ttft-ms 40 --jitter-ms 20 --output-tokens 24 --itl-ms 4 "
-                     "--fault midstream-error --fault-every 9", json_stats=False)  # fmt: skip
+                     "--fault midstream-error --fault-every 9", json_stats=False)
     assert run.returncode == 4, run.stderr[-3000:]  # 13 of 120 failed: over the 5 % allowed
     report = run.folder / "report.html"
     html = report.read_text()
@@ -294,7 +294,7 @@ def test_html_report_opens_offline_shows_its_charts_and_no_secret(tmp_path, brow
     assert asked == [] and info["scripts"] == 0
     titles = {c["title"]: c for c in info["charts"]}
     for title in ("TTFT distribution", "TPOT distribution", "E2E distribution", "TTFT over time",
-                  "Throughput over time", "Failed requests by error class over time"):  # fmt: skip
+                  "Throughput over time", "Failed requests by error class over time"):
         chart = next((c for t, c in titles.items() if t.startswith(title)), None)
         assert chart is not None and chart["shapes"] > 0 and chart["width"] > 100, (title, info)
     assert "SLO FAIL" in info["text"] and "error rate ≤ 5.00%" in info["text"] and "Short" in info["text"]

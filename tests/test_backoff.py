@@ -14,9 +14,9 @@ from llm_locust.backoff import OFF, Backoff, Policy, wait_after
 
 
 def outcome(status: str = "failed", error_class: str | None = "bad_request", http_status: int | None = 400,
-            retry_after_s: float | None = None, elapsed_ms: float = 2.0) -> dict:  # fmt: skip
+            retry_after_s: float | None = None, elapsed_ms: float = 2.0) -> dict:
     return {"status": status, "error_class": error_class, "http_status": http_status,
-            "retry_after_s": retry_after_s, "elapsed_ms": elapsed_ms}  # fmt: skip
+            "retry_after_s": retry_after_s, "elapsed_ms": elapsed_ms}
 
 
 OK = outcome("ok", None, 200, None, 500.0)

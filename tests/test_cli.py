@@ -26,7 +26,7 @@ def bench(tmp_path: Path, *args: str, env: dict | None = None, timeout: float = 
     return subprocess.run(
         [sys.executable, "-m", "llm_locust", "--report-dir", str(tmp_path / "reports"), *args],
         cwd=tmp_path, capture_output=True, text=True, timeout=timeout, env=full_env,
-    )  # fmt: skip
+    )
 
 
 def _folder(tmp_path: Path) -> Path:
@@ -63,11 +63,11 @@ def test_seed000_openai_example(tmp_path, prompts, mock_server):
         "- Avg Response Time:",
         "- Total Cost:",
     ):
-        assert line in run.stdout  # fmt: skip
+        assert line in run.stdout
     folder = _folder(tmp_path)
     names = {p.name for p in folder.iterdir()}
     assert {"summary.txt", "summary.json", "summary.csv", "requests.csv", "all_requests_log.csv",
-            "gpt-4o_requests_log.csv"} <= names  # fmt: skip
+            "gpt-4o_requests_log.csv"} <= names
     assert any(n.startswith("benchmark_") and n.endswith(".log") for n in names)
     assert len(mock.sent()) == 2  # --runs 1: each of the two prompts once
     assert all("KEYKEYKEY" not in p.read_text() for p in folder.iterdir() if p.is_file())
@@ -82,7 +82,7 @@ def test_seed000_ollama_example(tmp_path, mock_server):
     )
     mock = mock_server("--ttft-ms", "10", "--itl-ms", "1", "--output-tokens", "12")
     run = bench(tmp_path, "--endpoint", f"{mock.url}/api/generate", "--model", "llama3",
-                "--prompt-file", "custom_prompts.yaml")  # fmt: skip
+                "--prompt-file", "custom_prompts.yaml")
     assert run.returncode == 0, run.stderr
     summary = json.loads((_folder(tmp_path) / "summary.json").read_text())
     assert summary["run"]["api"] == "ollama-generate"
@@ -145,7 +145,7 @@ def test_plot_writes_charts(tmp_path, prompts, mock_server):
 
 def test_failed_requests_give_exit_1(tmp_path, prompts, mock_server):
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4", "--fault", "status-500",
-                       "--fault-every", "2")  # fmt: skip
+                       "--fault-every", "2")
     run = bench(tmp_path, "--endpoint", f"{mock.url}/v1", "--model", "m", "--runs", "2")
     assert run.returncode == 1
     assert "server_error 2" in run.stdout
@@ -235,7 +235,7 @@ def test_seed001_examples(tmp_path, fast_gateway, args, models, attempts):
 
 def test_parallel_sweep_over_three_providers_writes_all_logs(tmp_path, fast_gateway):
     run = bench(tmp_path, "--providers", "openai", "anthropic", "google", "--attempts", "20", "--parallel",
-                env=gateway(fast_gateway))  # fmt: skip
+                env=gateway(fast_gateway))
     assert run.returncode == 0, run.stderr[-2000:]
     folder = _folder(tmp_path)
     for provider in ("openai", "anthropic", "google"):
@@ -250,9 +250,9 @@ def test_parallel_sweep_over_three_providers_writes_all_logs(tmp_path, fast_gate
 
 def test_a_failing_provider_is_reported_while_the_others_go_on(tmp_path, mock_server):
     mock = mock_server("--ttft-ms", "1", "--itl-ms", "0.2", "--output-tokens", "6", "--fault", "status-401",
-                       "--fault-model", "claude")  # fmt: skip
+                       "--fault-model", "claude")
     run = bench(tmp_path, "--providers", "openai", "anthropic", "deepseek", "--attempts", "5", "--output", "json",
-                env=gateway(mock))  # fmt: skip
+                env=gateway(mock))
     assert run.returncode == 1
     doc = json.loads(run.stdout)
     by = {p["target"].split(":")[0]: p for p in doc["providers"]}
@@ -275,7 +275,7 @@ def test_each_run_takes_its_report_folder_from_the_run_not_the_newest_folder(tmp
             [sys.executable, "-m", "llm_locust", "--report-dir", str(tmp_path / "reports"), "--endpoint",
              f"{mock.url}/v1", "--model", model, "--output", "json"],
             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        )  # fmt: skip
+        )
         for model in ("model-one", "model-two")
     }
     folders = set()

@@ -34,7 +34,7 @@ def _parse_locust_args(args: list[str]) -> SimpleNamespace:
     proc = subprocess.run(
         [sys.executable, "-c", _PARSE, "-f", str(ROOT / "locustfile.py"), *args],
         capture_output=True, text=True, timeout=60, cwd=ROOT,
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr
     return SimpleNamespace(**json.loads(proc.stdout))
 
@@ -73,7 +73,7 @@ def test_kubernetes_manifests():
     docs = list(yaml.safe_load_all((ROOT / "docs/kubernetes/llm-locust.yaml").read_text()))
     kinds = [(d["kind"], d["metadata"]["name"]) for d in docs]
     assert kinds == [("Deployment", "llm-locust-master"), ("Service", "llm-locust-master"),
-                     ("Deployment", "llm-locust-worker")]  # fmt: skip
+                     ("Deployment", "llm-locust-worker")]
     for d in docs:
         if d["kind"] == "Deployment":
             assert d["spec"]["selector"]["matchLabels"] == d["spec"]["template"]["metadata"]["labels"]

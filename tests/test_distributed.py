@@ -27,7 +27,7 @@ def _locust(*args: str, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "locust", *COMMON, *args], cwd=ROOT, stdout=log.open("w"),
         stderr=subprocess.STDOUT, env=os.environ.copy(),
-    )  # fmt: skip
+    )
 
 
 class Cluster:
@@ -39,7 +39,7 @@ class Cluster:
             "--master", "--headless", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
             "--expect-workers", str(workers), "-u", str(users), "-r", str(users), "-t", run_time,
             "-H", mock_url, "--model", "m", "--report-dir", str(self.reports), log=tmp_path / "master.log",
-        )  # fmt: skip
+        )
         self.workers = [
             _locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port), log=tmp_path / f"w{i}.log")
             for i in range(workers)
@@ -171,7 +171,7 @@ def test_processes_mode(tmp_path, mock_server, locust_run):
     port = str(free_port())  # not Locust's default 5557: other runs may be using it
     run = locust_run("--processes", "2", "--master-bind-port", port, "--master-port", port,
                      "-u", "4", "-r", "4", "-t", "10s", "-H", mock.url, "--model", "m",
-                     "--prompt-file", "tests/data/prompts_small.yaml", json_stats=False)  # fmt: skip
+                     "--prompt-file", "tests/data/prompts_small.yaml", json_stats=False)
     assert run.returncode == 0, run.stderr[-3000:]
     runs = [p for p in run.report_dir.iterdir() if p.name != "workers"]
     summary = json.loads((runs[0] / "summary.json").read_text())

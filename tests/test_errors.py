@@ -31,10 +31,10 @@ FAULTS = [
 @pytest.mark.parametrize(("fault", "api", "error_class", "status"), FAULTS)
 def test_fault_is_classified_and_counted(fault, api, error_class, status, mock_server, locust_run):
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "8", "--fault", fault,
-                       "--fault-every", "3", "--retry-after", "7")  # fmt: skip
+                       "--fault-every", "3", "--retry-after", "7")
     # --no-backoff: the classification is the subject here (backoff after each class: tests/test_backoff.py)
     run = locust_run("-u", "2", "-r", "2", "--max-requests", "9", "-H", mock.url, "--model", "m", "--llm-api", api,
-                     "--prompt-file", "tests/data/prompts_small.yaml", "--no-backoff")  # fmt: skip
+                     "--prompt-file", "tests/data/prompts_small.yaml", "--no-backoff")
     assert run.returncode == 1, "failures give Locust's usual exit code 1"
     assert "Traceback" not in run.stderr
     rows = _check_books(run, mock)
@@ -59,9 +59,9 @@ def test_fault_is_classified_and_counted(fault, api, error_class, status, mock_s
 
 def test_timeout_is_a_classified_failure(mock_server, locust_run):
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4", "--fault", "hang",
-                       "--fault-every", "2")  # fmt: skip
+                       "--fault-every", "2")
     run = locust_run("-u", "1", "-r", "1", "--max-requests", "4", "-H", mock.url, "--model", "m", "--timeout", "0.5",
-                     "--prompt-file", "tests/data/prompts_small.yaml")  # fmt: skip
+                     "--prompt-file", "tests/data/prompts_small.yaml")
     rows = _check_books(run, mock)
     failed = [r for r in rows if r["status"] == "failed"]
     assert len(failed) == 2 and {r["error_class"] for r in failed} == {"timeout"}
@@ -73,7 +73,7 @@ def test_connection_refused_is_classified(locust_run):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     run = locust_run("-u", "1", "-r", "1", "--max-requests", "2", "-H", f"http://127.0.0.1:{port}", "--model", "m",
-                     "--prompt-file", "tests/data/prompts_small.yaml")  # fmt: skip
+                     "--prompt-file", "tests/data/prompts_small.yaml")
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     rows = run.requests()
@@ -86,9 +86,9 @@ def test_connection_refused_is_classified(locust_run):
 def test_api_key_never_reaches_reports_or_logs(mock_server, locust_run):
     key = "sk-test-SECRETSECRETSECRET1234567890"
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4", "--fault", "status-401",
-                       "--fault-every", "2")  # fmt: skip
+                       "--fault-every", "2")
     run = locust_run("-u", "1", "-r", "1", "--max-requests", "2", "-H", mock.url, "--model", "m", "--api-key", key,
-                     "--prompt-file", "tests/data/prompts_small.yaml")  # fmt: skip
+                     "--prompt-file", "tests/data/prompts_small.yaml")
     assert run.returncode == 1
     texts = [run.stdout, run.stderr] + [p.read_text() for p in run.folder.iterdir()]
     assert not any("SECRETSECRET" in t for t in texts)

@@ -41,7 +41,7 @@ SEEDS = {
     "template": {"path": "/v1/generate", "body": {"model": "{model}"}, "framing": "json", "text": "output.text",
                  "usage": {"input": "usage.input_tokens", "output": "usage.output_tokens"}, "error": "error.message"},
     "prices": {"prices": [{"model": "m*", "input_per_mtok": 0.1, "output_per_mtok": 0.2, "cache_read_per_mtok": 0.05}]},
-}  # fmt: skip
+}
 #: (path of a field in its seed, values that field must refuse)
 BAD_ANY = [[1, 2], {"k": 1}, 12345, True, -1]
 FIELDS: dict[str, list[tuple[tuple, list]]] = {
@@ -90,7 +90,7 @@ FIELDS: dict[str, list[tuple[tuple, list]]] = {
         (("prices", 0, "output_per_mtok"), [[1], {"k": 1}, True, -1, "x", None, float("-inf")]),
         (("prices", 0, "cache_read_per_mtok"), [[1], {"k": 1}, True, -1, "x", float("nan")]),
     ],
-}  # fmt: skip
+}
 #: raw texts that no kind of file accepts
 DEEP = 1000
 
@@ -131,12 +131,12 @@ def raw_mutations() -> list[tuple[str, bytes]]:
 def set_path(doc: object, path: tuple, value: object) -> object:
     doc = copy.deepcopy(doc)
     if not path[:-1] and path:
-        doc[path[0]] = value  # type: ignore[index]
+        doc[path[0]] = value
         return doc
     node = doc
     for key in path[:-1]:
-        node = node[key]  # type: ignore[index]
-    node[path[-1]] = value  # type: ignore[index]
+        node = node[key]
+    node[path[-1]] = value
     return doc
 
 
@@ -144,8 +144,8 @@ def delete_path(doc: object, path: tuple) -> object:
     doc = copy.deepcopy(doc)
     node = doc
     for key in path[:-1]:
-        node = node[key]  # type: ignore[index]
-    del node[path[-1]]  # type: ignore[index]
+        node = node[key]
+    del node[path[-1]]
     return doc
 
 
@@ -155,7 +155,7 @@ REQUIRED = {
                 ("targets", 0, "host")],
     "template": [("path",), ("body",), ("framing",), ("text",)],
     "prices": [("prices",), ("prices", 0, "model"), ("prices", 0, "input_per_mtok"), ("prices", 0, "output_per_mtok")],
-}  # fmt: skip
+}
 
 
 def cases() -> list[tuple[str, str, bytes]]:
@@ -193,7 +193,7 @@ def options(kind: str, path: Path, tmp: Path) -> tuple[Namespace, str | None]:
         prompt_file=str(good), prices=None, targets=None, llm_api="openai-chat", template=None, model="m",
         token_limit=None, max_requests=None, timeout=120.0, headless=True, report_dir=str(tmp / "reports"),
         max_response_bytes=16 * 2**20,
-    )  # fmt: skip
+    )
     host: str | None = HOST
     if kind == "prompts":
         opts.prompt_file = str(path)
@@ -248,7 +248,7 @@ def test_every_malformed_file_fails_with_one_line(tmp_path):
         opts, host = options(kind, path, tmp_path)
         jobs.append({"opts": vars(opts), "host": host})
     proc = subprocess.run([sys.executable, "-c", CHECKER], input=json.dumps(jobs), capture_output=True, text=True,
-                          cwd=ROOT, timeout=600)  # fmt: skip
+                          cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout)
     failures = []
@@ -286,13 +286,13 @@ BAD_FLAGS: list[list[str]] = [
     ["-u", "x"],
     ["-t", "xyz"],
     ["--config", "missing.conf"],
-]  # fmt: skip
+]
 FILE_SUBSET = [c for i, c in enumerate(CASES) if i % 12 == 0]
 
 
 def run_process(args: list[str], tmp: Path) -> tuple[int, str, float]:
     cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless", "-u", "1",
-           "--max-requests", "1", "--report-dir", str(tmp / "reports"), *args]  # fmt: skip
+           "--max-requests", "1", "--report-dir", str(tmp / "reports"), *args]
     if "-H" not in args and "--targets" not in args:
         cmd += ["-H", HOST]
     if "--model" not in args:
@@ -314,7 +314,7 @@ def test_real_locust_processes_fail_with_one_line(batch, tmp_path):
             path = tmp_path / f"{kind}-{i}.yaml"
             path.write_bytes(raw)
             flag = {"prompts": ["--prompt-file"], "targets": ["--targets"], "prices": ["--prices"],
-                    "template": ["--llm-api", "custom", "--template"]}[kind]  # fmt: skip
+                    "template": ["--llm-api", "custom", "--template"]}[kind]
             jobs.append((f"{kind} [{label}]", [*flag, str(path)]))
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = list(pool.map(lambda job: (job[0], run_process(job[1], tmp_path)), jobs))

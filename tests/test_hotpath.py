@@ -72,7 +72,7 @@ def test_t0_is_taken_at_the_write_and_every_request_is_booked(mock_server, locus
     run = locust_run(
         "-u", "4", "-r", "4", "-H", mock.url, "--model", "m", "--max-requests", "24",
         "--prompt-file", "tests/data/prompts_small.yaml",
-    )  # fmt: skip
+    )
     rows = _check_books(run, mock)
     ok = [r for r in rows if r["status"] == "ok"]
     assert len(ok) == 24 and len(rows) == 24
@@ -91,7 +91,7 @@ def test_stagger_spreads_the_first_requests_over_the_spawn_interval(mock_server,
     run = locust_run(
         "-u", "4", "-r", "4", "-H", mock.url, "--model", "m", "--max-requests", "8", "--stagger",
         "--prompt-file", "tests/data/prompts_small.yaml",
-    )  # fmt: skip
+    )
     rows = _check_books(run, mock)
     assert sum(r["status"] == "ok" for r in rows) == 8
     sends = sorted(s["t_recv_ns"] for s in mock.sent())

@@ -63,7 +63,7 @@ def test_price_override_file_gives_a_cost_with_its_source(tmp_path: Path, mock_s
     prices.write_text("prices:\n  - model: 'my-*'\n    input_per_mtok: 1.0\n    output_per_mtok: 4.0\n")
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "10")
     run = locust_run("-u", "1", "-r", "1", "--max-requests", "2", "-H", mock.url, "--model", "my-model",
-                     "--prices", str(prices), "--prompt-file", "tests/data/prompts_small.yaml")  # fmt: skip
+                     "--prices", str(prices), "--prompt-file", "tests/data/prompts_small.yaml")
     assert run.returncode == 0, run.stderr[-2000:]
     ok = [r for r in run.requests() if r["status"] == "ok"]
     assert ok
@@ -78,7 +78,7 @@ def test_price_override_file_gives_a_cost_with_its_source(tmp_path: Path, mock_s
 def test_self_hosted_endpoint_has_no_price(mock_server, locust_run):
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4")
     run = locust_run("-u", "1", "-r", "1", "--max-requests", "2", "-H", mock.url, "--model", "gpt-4o",
-                     "--prompt-file", "tests/data/prompts_small.yaml")  # fmt: skip
+                     "--prompt-file", "tests/data/prompts_small.yaml")
     assert run.returncode == 0
     assert all(r["cost_usd"] == "" for r in run.requests())
     assert "n/a (no price known" in (run.folder / "summary.txt").read_text()
@@ -89,7 +89,7 @@ def test_token_limits_prompt_overrides_default(tmp_path: Path, mock_server, locu
     prompts.write_text("prompts:\n  - {name: capped, text: x y z, token_limit: 3}\n  - {name: default, text: a b}\n")
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "40")
     run = locust_run("-u", "1", "-r", "1", "--max-requests", "2", "-H", mock.url, "--model", "m", "--token-limit", "7",
-                     "--prompt-file", str(prompts))  # fmt: skip
+                     "--prompt-file", str(prompts))
     assert run.returncode == 0
     by_prompt = {r["prompt"]: int(r["output_tokens"]) for r in run.requests() if r["status"] == "ok"}
     assert by_prompt == {"capped": 3, "default": 7}
@@ -102,7 +102,7 @@ def test_offline_tokenizer_falls_back_to_an_estimate_quickly(tmp_path: Path, moc
     env = {"TIKTOKEN_CACHE_DIR": str(empty), "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "6")
     run = locust_run("-u", "1", "-r", "1", "--max-requests", "2", "-H", mock.url, "--model", "m",
-                     "--prompt-file", "tests/data/prompts_small.yaml", env=env, timeout=45)  # fmt: skip
+                     "--prompt-file", "tests/data/prompts_small.yaml", env=env, timeout=45)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "local token counts are estimates" in run.stderr
     ok = [r for r in run.requests() if r["status"] == "ok"]

@@ -47,11 +47,11 @@ def counter() -> TokenCounter:
 
 def build(out: StreamResult) -> dict:
     tgt = SimpleNamespace(name="t", host="http://127.0.0.1:1", tokens=counter(),
-                          prices=SimpleNamespace(cost=lambda *_: (None, None)))  # fmt: skip
+                          prices=SimpleNamespace(cost=lambda *_: (None, None)))
     return build_record(
         user="U", target=tgt, prompt=Prompt(name="p", text="hi"), input_tokens_local=1,
         request_id="r", start_wall=1.7e9, t0=0, out=out,
-    )  # fmt: skip
+    )
 
 
 def new() -> StreamResult:

@@ -54,7 +54,7 @@ def test_run_time_counts_from_when_the_load_starts(tmp_path: Path, mock_server, 
     locustfile = tmp_path / "slow_locustfile.py"
     locustfile.write_text(SLOW_LOCUSTFILE.format(init=1.5, start=2.0))
     r = locust_run("-f", str(locustfile), "-u", "1", "-r", "1", "-t", "3s", "-H", mock.url, "--model", "m",
-                   "--prompt-file", "tests/data/prompts_small.yaml", timeout=60)  # fmt: skip
+                   "--prompt-file", "tests/data/prompts_small.yaml", timeout=60)
     assert r.returncode == 0, r.stderr[-3000:]
     # Locust's own timer, armed before test start, would have left about 1 s of load after the 2 s set-up
     assert 2.5 <= _span_s(r.folder) <= 5.0
@@ -64,7 +64,7 @@ def _locust(*args: str, log: Path, env: dict | None = None, cwd: Path = ROOT) ->
     return subprocess.Popen(
         [sys.executable, "-m", "locust", *args], cwd=cwd, stdout=log.open("w"), stderr=subprocess.STDOUT,
         env={**os.environ, **(env or {})},
-    )  # fmt: skip
+    )
 
 
 def test_a_worker_whose_master_is_killed_exits_within_10_s(tmp_path: Path, mock_server):
@@ -74,9 +74,9 @@ def test_a_worker_whose_master_is_killed_exits_within_10_s(tmp_path: Path, mock_
     master = _locust(*common, "--master", "--headless", "--master-bind-host", "127.0.0.1", "--master-bind-port",
                      str(port), "--expect-workers", "1", "-u", "2", "-r", "2", "-t", "120s", "-H", mock.url,
                      "--model", "m", "--report-dir", str(tmp_path / "reports"),
-                     log=tmp_path / "master.log")  # fmt: skip
+                     log=tmp_path / "master.log")
     worker = _locust(*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port),
-                     "--report-dir", str(tmp_path / "reports"), log=tmp_path / "worker.log")  # fmt: skip
+                     "--report-dir", str(tmp_path / "reports"), log=tmp_path / "worker.log")
     try:
         wait_for(lambda: len(mock.sent()) >= 3, 90, "the worker's requests")
         master.kill()  # SIGKILL: no goodbye to the workers
@@ -121,7 +121,7 @@ def test_the_compose_headless_command_runs_master_and_workers(tmp_path: Path):
     shell = {  # the documented headless variables: a run bounded by 3 requests per worker (-t only as a backstop)
         "LOCUST_HEADLESS": "true", "LOCUST_EXPECT_WORKERS": str(workers), "LOCUST_USERS": "4",
         "LOCUST_SPAWN_RATE": "4", "LOCUST_RUN_TIME": "90s",
-    }  # fmt: skip
+    }
     mock_port, master_port = free_port(), free_port()
     mock_url = f"http://127.0.0.1:{mock_port}"
     # the mock service: its entrypoint and command, on loopback and a free port instead of 0.0.0.0:8000
@@ -145,7 +145,7 @@ def test_the_compose_headless_command_runs_master_and_workers(tmp_path: Path):
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )  # fmt: skip  (the later flags win: a fast mock)
+    )  # the later flags win: a fast mock
     reports = tmp_path / "reports"
 
     def service_cmd(name: str) -> list[str]:

@@ -18,7 +18,7 @@ def _record(rng: random.Random, status: str = "ok") -> dict:
         "cost_usd": rng.random() / 1000, "output_tokens_per_s": rng.uniform(10, 200),
         "ttft_ms": rng.uniform(0.2, 3000), "tpot_ms": rng.uniform(1, 80), "e2e_ms": rng.uniform(100, 20000),
         "itl_us": gaps.tobytes(),
-    }  # fmt: skip
+    }
 
 
 def test_quantiles_are_within_the_bucket_resolution():

@@ -156,7 +156,7 @@ def client_call(api: str, host: str, model: str, max_tokens: int | None = None, 
     proto = get_protocol(api)(host, model)
     headers = {"Content-Type": "application/json",
                "Accept": "application/x-ndjson" if proto.framing == "ndjson" else "text/event-stream",
-               **proto.headers(key)}  # fmt: skip
+               **proto.headers(key)}
     url = host.rstrip("/") + proto.request_path()
     with requests.post(url, json=proto.body(PROMPT, max_tokens), headers=headers, stream=True, timeout=TIMEOUT) as r:
         if r.status_code >= 300:
@@ -262,7 +262,7 @@ def test_openai_chat_stream_format(cli: tuple[str, Path]) -> None:
     role, *content, final, done = events
     assert role["object"] == "chat.completion.chunk" and role["model"] == "test-model"
     assert role["choices"] == [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-                                "finish_reason": None}]  # fmt: skip
+                                "finish_reason": None}]
     assert len(content) == 12
     assert all(e["choices"][0]["delta"].keys() == {"content"} for e in content)
     assert all("usage" not in e for e in events[:-1])  # no usage unless asked
@@ -281,14 +281,14 @@ def test_openai_usage_chunk_only_when_asked(cli: tuple[str, Path]) -> None:
     assert chunks[-1]["choices"][0]["finish_reason"] == "length"
     assert usage["choices"] == []
     assert usage["usage"] == {"prompt_tokens": PROMPT_WORDS, "completion_tokens": 5, "total_tokens": PROMPT_WORDS + 5,
-                              "completion_tokens_details": {"reasoning_tokens": 0}}  # fmt: skip
+                              "completion_tokens_details": {"reasoning_tokens": 0}}
 
 
 @pytest.mark.parametrize(
     ("extra", "n", "finish"),
     [({"max_tokens": 3}, 3, "length"), ({"max_completion_tokens": 4, "max_tokens": 9}, 4, "length"),
      ({"max_tokens": 500}, 12, "stop"), ({}, 12, "stop"), ({"max_tokens": 12}, 12, "length")],
-)  # fmt: skip
+)
 def test_output_length_honours_max_tokens(cli: tuple[str, Path], extra: dict[str, Any], n: int, finish: str) -> None:
     url, _ = cli
     events = sse(url, body=chat_body(**extra))
@@ -335,7 +335,7 @@ def test_continuous_usage_is_cumulative(cli: tuple[str, Path]) -> None:
 def test_legacy_completions(cli: tuple[str, Path]) -> None:
     url, _ = cli
     body = {"model": "m", "prompt": "one two three", "stream": True, "max_tokens": 4,
-            "stream_options": {"include_usage": True}}  # fmt: skip
+            "stream_options": {"include_usage": True}}
     *content, final, usage, done = sse(url, "/v1/completions", body)
     assert all(e["object"] == "text_completion" for e in content)
     assert "".join(e["choices"][0]["text"] for e in content) == words(4) and len(content) == 4
@@ -352,7 +352,7 @@ def test_tokens_per_chunk_and_reasoning() -> None:
         role, *chunks, final, usage, done = sse(srv.url, body=body)
         deltas = [e["choices"][0]["delta"] for e in chunks]
         assert deltas == [{"reasoning_content": words(3)}, {"reasoning_content": WORDS[3]},
-                          {"content": token_text(4, 3)}, {"content": token_text(7, 1)}]  # fmt: skip
+                          {"content": token_text(4, 3)}, {"content": token_text(7, 1)}]
         assert usage["usage"]["completion_tokens"] == 8
         assert usage["usage"]["completion_tokens_details"] == {"reasoning_tokens": 4}
         whole = requests.post(srv.url + CHAT, json=chat_body(stream=False), timeout=TIMEOUT).json()
@@ -409,7 +409,7 @@ def test_ollama_chat_and_generate(cli: tuple[str, Path]) -> None:
     assert r.headers["Content-Type"] == "application/json"
     assert body["message"]["content"] == words(12) and body["done"] is True and body["eval_count"] == 12
     r = requests.post(url + "/api/generate", json={"prompt": "x", "stream": False, "options": {"num_predict": -1}},
-                      timeout=TIMEOUT)  # fmt: skip
+                      timeout=TIMEOUT)
     assert r.json()["response"] == words(12) and r.json()["model"] == "mock-model"
 
 
@@ -492,7 +492,7 @@ def test_fault_every_counts_generation_requests() -> None:
 
 def test_all_fault_kinds_are_known() -> None:
     assert set(FAULT_KINDS) == {"status-401", "status-403", "status-404", "status-429", "status-500", "status-503",
-                                "status-529", "midstream-error", "malformed", "disconnect", "hang"}  # fmt: skip
+                                "status-529", "midstream-error", "malformed", "disconnect", "hang"}
 
 
 # -- send log and timing ----------------------------------------------------------------------------
@@ -530,7 +530,7 @@ def test_send_log_body_read_time_is_when_the_last_body_byte_was_read(tmp_path: P
     log = tmp_path / "sends.jsonl"
     body = json.dumps(chat_body(stream=True)).encode()
     head = (f"POST {CHAT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: split\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()  # fmt: skip
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
     with mock(ttft_ms=5, output_tokens=2, send_log=str(log)) as srv:
         host, port = srv.url.rsplit("/", 1)[-1].split(":")
         with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
@@ -550,7 +550,7 @@ def test_cli_send_log_and_ttft(cli: tuple[str, Path]) -> None:
     before = len(read_log(log)) if log.exists() else 0
     t0 = time.perf_counter_ns()
     with requests.post(url + CHAT, json=chat_body(), stream=True, timeout=TIMEOUT,
-                       headers={"X-Request-Id": "timing"}) as r:  # fmt: skip
+                       headers={"X-Request-Id": "timing"}) as r:
         ttft = None
         for line in r.iter_lines():
             event = parse_sse_line(line) if line else None
@@ -698,9 +698,9 @@ def test_in_thread_server_stops_cleanly() -> None:
 CLAUDE, GEMINI, CF_MODEL = "claude-3-7-sonnet-latest", "gemini-2.5-flash", "@cf/meta/llama-3.1-8b-instruct"
 ANTHROPIC_BODY = {"model": CLAUDE, "max_tokens": 100, "stream": True, "system": "be brief",
                   "messages": [{"role": "user", "content": [{"type": "text", "text": "say some words please"}]}],
-                  }  # fmt: skip
+                  }
 GEMINI_BODY = {"contents": [{"role": "user", "parts": [{"text": "say some words please"}]}],
-               "systemInstruction": {"parts": [{"text": "be brief"}]}}  # fmt: skip
+               "systemInstruction": {"parts": [{"text": "be brief"}]}}
 GEMINI_PATH = f"/v1beta/models/{GEMINI}:streamGenerateContent?alt=sse"
 VERTEX_HOST = "/v1/projects/p/locations/us-central1"
 WORKERS_AI_PATH = f"/client/v4/accounts/acct/ai/run/{CF_MODEL}"
@@ -714,7 +714,7 @@ def apis(url: str) -> dict[str, tuple[str, str]]:
         "ollama-chat": (url, "llama3"), "ollama-generate": (url, "llama3"), "anthropic": (url, CLAUDE),
         "gemini": (url, GEMINI), "vertex": (url + VERTEX_HOST, "gemini-2.5-pro"),
         "workers-ai": (url + "/client/v4/accounts/acct", CF_MODEL),
-    }  # fmt: skip
+    }
 
 
 NEW_APIS = ("anthropic", "gemini", "vertex", "workers-ai")
@@ -742,11 +742,11 @@ def test_anthropic_stream_format(reasoner: MockServer) -> None:
         "content_block_delta", "content_block_stop", "content_block_start",  # signature, end of thinking, text block
         "content_block_delta", "content_block_delta", "content_block_delta", "content_block_stop",
         "message_delta", "message_stop",
-    ]  # fmt: skip
+    ]
     message = events[0][1]["message"]
     assert (message["model"], message["role"], message["content"]) == (CLAUDE, "assistant", [])
     assert message["usage"] == {"input_tokens": PROMPT_WORDS, "cache_creation_input_tokens": 0,
-                                "cache_read_input_tokens": 0, "output_tokens": 1}  # fmt: skip
+                                "cache_read_input_tokens": 0, "output_tokens": 1}
     assert events[1][1]["content_block"] == {"type": "thinking", "thinking": ""}
     deltas = [d["delta"] | {"index": d["index"]} for n, d in events if n == "content_block_delta"]
     assert [d["type"] for d in deltas] == ["thinking_delta"] * 2 + ["signature_delta"] + ["text_delta"] * 3
@@ -754,13 +754,13 @@ def test_anthropic_stream_format(reasoner: MockServer) -> None:
     assert "".join(d.get("text", "") for d in deltas) == token_text(3, 6)
     assert [d["index"] for d in deltas] == [0, 0, 0, 1, 1, 1]
     assert events[6][1]["index"] == 0 and events[7][1] == {"type": "content_block_start", "index": 1,
-                                                           "content_block": {"type": "text", "text": ""}}  # fmt: skip
+                                                           "content_block": {"type": "text", "text": ""}}
     assert events[-2][1] == {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                             "usage": {"output_tokens": 9}}  # fmt: skip
+                             "usage": {"output_tokens": 9}}
 
     events = post_sse(reasoner.url, "/v1/messages", {**ANTHROPIC_BODY, "max_tokens": 2})  # nothing but thinking
     assert [n for n, _ in events][3:] == ["content_block_delta", "content_block_delta", "content_block_stop",
-                                          "message_delta", "message_stop"]  # fmt: skip
+                                          "message_delta", "message_stop"]
     assert events[-2][1]["delta"]["stop_reason"] == "max_tokens" and events[-2][1]["usage"]["output_tokens"] == 2
 
 
@@ -771,7 +771,7 @@ def test_anthropic_whole_reply_and_request_errors(plain: MockServer) -> None:
     assert r.json()["stop_reason"] == "max_tokens" and r.json()["usage"]["output_tokens"] == 4
     for missing, field_name in (("max_tokens", "max_tokens"), ("messages", "messages"), ("model", "model")):
         r = requests.post(plain.url + "/v1/messages", json={k: v for k, v in body.items() if k != missing},
-                          timeout=TIMEOUT)  # fmt: skip
+                          timeout=TIMEOUT)
         err = r.json()
         assert r.status_code == 400 and err["type"] == "error" and err["request_id"].startswith("req_")
         assert err["error"] == {"type": "invalid_request_error", "message": f"{field_name}: Field required"}
@@ -797,7 +797,7 @@ def test_gemini_stream_format(reasoner: MockServer) -> None:
     assert {d["modelVersion"] for _, d in events} == {GEMINI}
 
     vertex = post_sse(reasoner.url, f"{VERTEX_HOST}/publishers/google/models/gemini-2.5-pro:streamGenerateContent"
-                                    "?alt=sse", GEMINI_BODY)  # fmt: skip
+                                    "?alt=sse", GEMINI_BODY)
     assert [d["candidates"] for _, d in vertex] == [d["candidates"] for _, d in events]
     assert {d["modelVersion"] for _, d in vertex} == {"gemini-2.5-pro"}
     body = {**GEMINI_BODY, "generationConfig": {"maxOutputTokens": 4}}
@@ -806,14 +806,14 @@ def test_gemini_stream_format(reasoner: MockServer) -> None:
     assert events[-1][1]["usageMetadata"]["candidatesTokenCount"] == 1
 
     r = requests.post(reasoner.url + f"/v1beta/models/{GEMINI}:streamGenerateContent", json=GEMINI_BODY,
-                      timeout=TIMEOUT)  # no alt=sse  # fmt: skip
+                      timeout=TIMEOUT)  # no alt=sse
     assert r.status_code == 400 and r.json()["error"]["status"] == "INVALID_ARGUMENT"
     r = requests.post(reasoner.url + GEMINI_PATH, json={"contents": []}, timeout=TIMEOUT)
     assert r.status_code == 400 and r.json()["error"]["code"] == 400
     whole = requests.post(reasoner.url + f"/v1beta/models/{GEMINI}:generateContent", json=GEMINI_BODY,
-                          timeout=TIMEOUT).json()  # fmt: skip
+                          timeout=TIMEOUT).json()
     assert whole["candidates"][0]["content"]["parts"] == [{"text": words(3), "thought": True},
-                                                          {"text": token_text(3, 6)}]  # fmt: skip
+                                                          {"text": token_text(3, 6)}]
     assert whole["usageMetadata"]["thoughtsTokenCount"] == 3 and whole["candidates"][0]["finishReason"] == "STOP"
 
 
@@ -822,13 +822,13 @@ def test_workers_ai_stream_format(plain: MockServer, reasoner: MockServer) -> No
     *chunks, usage, done = [d for _, d in events]
     assert chunks == [{"response": WORDS[i]} for i in range(6)] and done == "[DONE]"
     assert usage == {"response": "", "usage": {"prompt_tokens": PROMPT_WORDS, "completion_tokens": 6,
-                                               "total_tokens": PROMPT_WORDS + 6}}  # fmt: skip
+                                               "total_tokens": PROMPT_WORDS + 6}}
     events = post_sse(plain.url, WORKERS_AI_PATH, {"prompt": "one two", "stream": True, "max_tokens": 2})
     assert [d for _, d in events][:2] == [{"response": " the"}, {"response": " of"}]
     assert events[2][1]["usage"]["prompt_tokens"] == 2
     whole = requests.post(plain.url + WORKERS_AI_PATH, json={"messages": MESSAGES}, timeout=TIMEOUT).json()
     assert whole == {"result": {"response": words(6), "usage": {"prompt_tokens": PROMPT_WORDS, "completion_tokens": 6,
-                     "total_tokens": PROMPT_WORDS + 6}}, "success": True, "errors": [], "messages": []}  # fmt: skip
+                     "total_tokens": PROMPT_WORDS + 6}}, "success": True, "errors": [], "messages": []}
     r = requests.post(plain.url + WORKERS_AI_PATH, json={"stream": True}, timeout=TIMEOUT)
     assert r.status_code == 400 and r.json()["success"] is False and r.json()["errors"][0]["code"] == 3003
 
@@ -837,7 +837,7 @@ def test_workers_ai_stream_format(plain: MockServer, reasoner: MockServer) -> No
     assert done == "[DONE]" and all(c["object"] == "chat.completion.chunk" and c["model"] == CF_MODEL for c in chunks)
     deltas = [c["choices"][0]["delta"] for c in chunks]
     assert deltas == [{"reasoning_content": words(2)}, {"reasoning_content": WORDS[2]}, {"content": token_text(3, 2)},
-                      {"content": token_text(5, 2)}, {"content": token_text(7, 2)}, {}]  # fmt: skip
+                      {"content": token_text(5, 2)}, {"content": token_text(7, 2)}, {}]
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert chunks[-1]["usage"]["completion_tokens"] == 9 and "usage" not in chunks[0]
 
@@ -855,7 +855,7 @@ def test_workers_ai_default_max_tokens_is_256() -> None:
 FINISH = {"openai-chat": ("stop", "length"), "openai-completions": ("stop", "length"),
           "ollama-chat": ("stop", "length"), "ollama-generate": ("stop", "length"),
           "anthropic": ("end_turn", "max_tokens"), "gemini": ("STOP", "MAX_TOKENS"), "vertex": ("STOP", "MAX_TOKENS"),
-          "workers-ai": ("stop", "length")}  # fmt: skip
+          "workers-ai": ("stop", "length")}
 #: the reasoning-token count each protocol reports in its usage (None: the format has no field for it)
 REASONING_USAGE = {"openai-chat": 3, "openai-completions": 0, "gemini": 3, "vertex": 3, "workers-ai": 3}
 
@@ -891,7 +891,7 @@ GATEWAY_ROUTES = [
     ("google-vertex-ai" + VERTEX_HOST, "vertex", "gemini-2.5-pro"), ("workers-ai", "workers-ai", CF_MODEL),
     ("workers-ai", "openai-chat", CF_MODEL), ("mistral", "openai-chat", "mistral-small-latest"),
     ("deepseek", "openai-chat", "deepseek-chat"), ("compat", "openai-chat", "anthropic/claude-3-5-haiku"),
-]  # fmt: skip
+]
 
 
 def as_gateway(monkeypatch: pytest.MonkeyPatch, srv: MockServer) -> str:
@@ -904,7 +904,7 @@ def as_gateway(monkeypatch: pytest.MonkeyPatch, srv: MockServer) -> str:
 
 @pytest.mark.parametrize(("slug", "api", "model"), GATEWAY_ROUTES)
 def test_gateway_provider_routes(plain: MockServer, monkeypatch: pytest.MonkeyPatch, slug: str, api: str,
-                                 model: str) -> None:  # fmt: skip
+                                 model: str) -> None:
     call = client_call(api, f"{as_gateway(monkeypatch, plain)}/{slug}", model)
     assert call.status == 200 and call.errors == [] and call.done and call.text == words(6)
     native_workers_ai = api == "workers-ai"  # its native chunks carry no finish reason
@@ -919,7 +919,7 @@ def test_gateway_headers_and_compat_model_names(plain: MockServer) -> None:
     r = requests.post(base + "/groq/chat/completions", json=chat_body(stream=False), timeout=TIMEOUT)
     assert r.status_code == 200 and r.headers["cf-aig-cache-status"] == "HIT" and "cf-aig-step" not in r.headers
     r2 = requests.post(base + "/openai/chat/completions", json=chat_body(stream=False), timeout=TIMEOUT,
-                       headers={"cf-aig-skip-cache": "true"})  # fmt: skip
+                       headers={"cf-aig-skip-cache": "true"})
     assert r2.headers["cf-aig-cache-status"] == "MISS" and r2.headers["cf-aig-log-id"] != r.headers["cf-aig-log-id"]
     r = requests.post(base + "/compat/chat/completions", json=chat_body(stream=False), timeout=TIMEOUT)
     assert r.status_code == 400 and "provider/model" in r.json()["error"]["message"]
@@ -971,7 +971,7 @@ def test_gateway_token(monkeypatch: pytest.MonkeyPatch) -> None:
             r = requests.post(base + "/openai/chat/completions", json=chat_body(), headers=headers, timeout=TIMEOUT)
             assert r.status_code == 401 and "cf-aig-log-id" in r.headers
             assert r.json() == {"success": False, "result": [], "messages": [],
-                                "error": [{"code": 2009, "message": "Unauthorized"}]}  # fmt: skip
+                                "error": [{"code": 2009, "message": "Unauthorized"}]}
         call = client_call("cf-universal", base, UNIVERSAL_CHAIN)
         assert call.status == 401 and call.error.error_class == "auth" and "Unauthorized" in str(call.error)
         monkeypatch.setenv("CF_AIG_TOKEN", "sekret")  # the client sends cf-aig-authorization
@@ -984,12 +984,12 @@ def test_gateway_token(monkeypatch: pytest.MonkeyPatch) -> None:
 
 ANTHROPIC_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
                    429: "rate_limit_error", 500: "api_error", 503: "overloaded_error",
-                   529: "overloaded_error"}  # fmt: skip
+                   529: "overloaded_error"}
 GOOGLE_STATUS = {401: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED",
-                 500: "INTERNAL", 503: "UNAVAILABLE", 529: "UNAVAILABLE"}  # fmt: skip
+                 500: "INTERNAL", 503: "UNAVAILABLE", 529: "UNAVAILABLE"}
 CF_CODES = {401: 10000, 403: 3041, 404: 3042, 429: 3040, 500: 3043, 503: 3040, 529: 3043}
 ERROR_CLASS = {401: "auth", 403: "auth", 404: "not_found", 429: "rate_limit", 500: "server_error", 503: "overloaded",
-               529: "overloaded"}  # fmt: skip
+               529: "overloaded"}
 
 
 @pytest.mark.parametrize("status", [401, 403, 404, 429, 500, 503, 529])

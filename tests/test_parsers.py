@@ -309,7 +309,7 @@ def test_custom_template_validation(tmp_path, content, expected):
         ("https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1", "vertex",
          "/publishers/google/models/m:streamGenerateContent?alt=sse"),
     ],
-)  # fmt: skip
+)
 def test_provider_and_gateway_paths(host, api, path):
     assert get_protocol(api)(host, "m").request_path() == path
 
@@ -356,7 +356,7 @@ def test_llm_gateway_url_makes_every_host_under_it_a_gateway(monkeypatch):
     assert gateway_base() == "http://127.0.0.1:9/gw"
     assert [gateway_api(u) for u in ("http://127.0.0.1:9/gw", "http://127.0.0.1:9/gw/anthropic",
                                      "http://127.0.0.1:9/gw/azure-openai", "http://127.0.0.1:9/v1")] == [
-        "cf-universal", "anthropic", "openai-chat", None]  # fmt: skip
+        "cf-universal", "anthropic", "openai-chat", None]
     assert get_protocol("cf-universal")("http://127.0.0.1:9/gw", "openai/gpt-4o").steps[0].request_path() == (
         "/chat/completions"
     )
@@ -377,7 +377,7 @@ GW = "https://gateway.ai.cloudflare.com/v1/acct/gw"
     ],
 )
 def test_gateway_misconfiguration_is_one_line_before_any_request(monkeypatch, gateway_url, api, host, model,
-                                                                 expected):  # fmt: skip
+                                                                 expected):
     monkeypatch.setenv("CF_AIG_TOKEN", "gw-secret")
     if gateway_url:
         monkeypatch.setenv("LLM_GATEWAY_URL", gateway_url)
@@ -389,18 +389,18 @@ def test_gateway_misconfiguration_is_one_line_before_any_request(monkeypatch, ga
 def test_gateway_routes_that_fit_pass_the_check():
     for api, host in [("openai-chat", GW + "/workers-ai"), ("workers-ai", GW + "/workers-ai"), ("cf-universal", GW),
                       ("openai-chat", GW + "/azure-openai"), ("custom", GW + "/anthropic"),
-                      ("ollama-chat", "http://127.0.0.1:11434")]:  # fmt: skip
+                      ("ollama-chat", "http://127.0.0.1:11434")]:
         check_endpoint(api, host, "openai/gpt-4o")
 
 
 def test_gemini_errors_map_with_retry_info():
     proto = get_protocol("gemini")("https://generativelanguage.googleapis.com", "gemini-2.0-flash")
     body = (b'{"error":{"code":429,"message":"Quota exceeded","status":"RESOURCE_EXHAUSTED","details":'
-            b'[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"37s"}]}}')  # fmt: skip
+            b'[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"37s"}]}}')
     err = proto.classify(429, body, {})
     assert err.error_class == "rate_limit" and err.retry_after_s == 37.0 and "Quota exceeded" in str(err)
     body = (b'{"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT","details":'
-            b'[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}]}}')  # fmt: skip
+            b'[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}]}}')
     assert proto.classify(400, body, {}).error_class == "auth"
 
 
@@ -456,7 +456,7 @@ def outcome(out: StreamResult) -> tuple:
     t = timing(0, c, c.usage.output_tokens if c.usage is not None else len(c.token_ns))
     error = None if out.error is None else (type(out.error), str(out.error))
     return (c.token_ns, c.text, c.reasoning, c.usage, c.first_text_ns, c.cumulative, c.cumulative_usage,
-            out.done, out.finish, error, list(t.itl_us), t.itl_rule)  # fmt: skip
+            out.done, out.finish, error, list(t.itl_us), t.itl_rule)
 
 
 def _protocols() -> list[Protocol]:

@@ -60,7 +60,7 @@ def test_two_environments_in_one_process_keep_separate_state(tmp_path: Path) -> 
     proc = subprocess.run(
         [sys.executable, "-c", _TWO_ENVIRONMENTS, str(tmp_path), str(prompts)],
         capture_output=True, text=True, timeout=120, cwd=ROOT,
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     facts = json.loads(proc.stdout.strip().splitlines()[-1])
     assert facts["sessions_differ"] and facts["init_listeners"] == 1

@@ -45,7 +45,7 @@ def test_each_protocol_measures_what_the_server_did(api, mock_server, locust_run
     run = locust_run(
         "-u", "3", "-r", "3", "--max-requests", "9", "-H", mock.url, "--model", "mock-model", "--llm-api", api,
         "--token-limit", str(N_OUT), "--prompt-file", "tests/data/prompts_small.yaml",
-    )  # fmt: skip
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     rows = _check_books(run, mock)
     ok = [r for r in rows if r["status"] == "ok"]
@@ -91,7 +91,7 @@ def test_no_host_starts_the_mock_server_and_writes_all_reports(locust_run):
     # nothing here depends on how many requests 2 s allow, none included
     run = locust_run(
         "-u", "2", "-r", "2", "-t", "2s", "--mock-server-args", "--ttft-ms 10 --itl-ms 2", json_stats=False
-    )  # fmt: skip
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "embedded mock LLM server" in run.stderr
     assert "LLM summary: mock-model @ http://127.0.0.1:" in run.stdout
@@ -111,7 +111,7 @@ def test_usage_split_itl_with_multi_token_chunks(mock_server, locust_run):
     run = locust_run(
         "-u", "2", "-r", "2", "--max-requests", "4", "-H", mock.url, "--model", "m", "--continuous-usage",
         "--prompt-file", "tests/data/prompts_small.yaml",
-    )  # fmt: skip
+    )
     rows = [r for r in _check_books(run, mock) if r["status"] == "ok"]
     assert rows
     for r in rows:
@@ -126,7 +126,7 @@ def test_usage_split_itl_with_multi_token_chunks(mock_server, locust_run):
 def test_reasoning_counts_for_ttft_and_visible_text_is_separate(mock_server, locust_run):
     mock = mock_server("--ttft-ms", "20", "--itl-ms", "5", "--output-tokens", "16", "--reasoning-tokens", "6")
     run = locust_run("-u", "1", "-r", "1", "--max-requests", "3", "-H", mock.url, "--model", "m",
-                     "--prompt-file", "tests/data/prompts_small.yaml")  # fmt: skip
+                     "--prompt-file", "tests/data/prompts_small.yaml")
     rows = [r for r in _check_books(run, mock) if r["status"] == "ok"]
     assert rows
     for r in rows:
@@ -140,6 +140,6 @@ def test_reasoning_counts_for_ttft_and_visible_text_is_separate(mock_server, loc
 def test_keepalive_comments_are_not_tokens(mock_server, locust_run):
     mock = mock_server("--ttft-ms", "60", "--itl-ms", "2", "--output-tokens", "8", "--keepalive-ms", "10")
     run = locust_run("-u", "1", "-r", "1", "--max-requests", "3", "-H", mock.url, "--model", "m",
-                     "--prompt-file", "tests/data/prompts_small.yaml")  # fmt: skip
+                     "--prompt-file", "tests/data/prompts_small.yaml")
     rows = [r for r in _check_books(run, mock) if r["status"] == "ok"]
     assert rows and all(_num(r, "ttft_ms") >= 60 for r in rows)

@@ -30,7 +30,7 @@ def _run(locust_run, host: str, api: str, model: str, *extra: str, env: dict | N
     return locust_run(
         "-u", "2", "-r", "2", "--max-requests", "6", "-H", host, "--llm-api", api, "--model", model,
         "--prompt-file", "tests/data/prompts_small.yaml", *extra, env=env, timeout=60,
-    )  # fmt: skip
+    )
 
 
 def _ok(run, mock) -> list[dict]:
@@ -44,7 +44,7 @@ def _ok(run, mock) -> list[dict]:
 @pytest.mark.parametrize(("api", "suffix", "model", "provider"), PROVIDERS)
 def test_provider_protocol_end_to_end(api, suffix, model, provider, mock_server, locust_run):
     mock = mock_server("--ttft-ms", str(TTFT), "--itl-ms", str(ITL), "--output-tokens", str(N_OUT),
-                       "--reasoning-tokens", str(N_REASON))  # fmt: skip
+                       "--reasoning-tokens", str(N_REASON))
     run = _run(locust_run, mock.url + suffix, api, model, env={"ANTHROPIC_API_KEY": "sk-ant-dummy"})
     gaps = []
     for r in _ok(run, mock):
@@ -95,7 +95,7 @@ ERRORS = [
 @pytest.mark.parametrize(("api", "suffix", "fault", "error_class", "retry"), ERRORS)
 def test_provider_errors_are_classified(api, suffix, fault, error_class, retry, mock_server, locust_run):
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "6", "--fault", fault,
-                       "--fault-every", "2", "--retry-after", "7")  # fmt: skip
+                       "--fault-every", "2", "--retry-after", "7")
     run = _run(locust_run, mock.url + suffix, api, "gemini-2.0-flash")
     assert run.returncode == 1
     rows = _check_books(run, mock)
@@ -127,7 +127,7 @@ def _gateway_env(mock) -> dict:
     return {
         "LLM_GATEWAY_URL": mock.url + GATEWAY, "OPENAI_API_KEY": "sk-openai-dummy",
         "CLOUDFLARE_API_TOKEN": "cf-dummy", "ANTHROPIC_API_KEY": "sk-ant-dummy", "CF_AIG_TOKEN": "gw-secret",
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize(
@@ -190,7 +190,7 @@ def test_universal_endpoint_on_a_host_that_is_no_gateway_exits_2(tmp_path, mock_
     targets = tmp_path / "targets.yaml"
     targets.write_text(f"targets:\n  - {{name: chain, api: cf-universal, host: '{mock.url}', model: openai/gpt-4o}}\n")
     run = locust_run("-u", "1", "--max-requests", "2", "--targets", str(targets),
-                     "--prompt-file", "tests/data/prompts_small.yaml", env=_gateway_env(mock), timeout=60)  # fmt: skip
+                     "--prompt-file", "tests/data/prompts_small.yaml", env=_gateway_env(mock), timeout=60)
     _one_line_exit_2(run, "target 'chain'", "LLM_GATEWAY_URL")
     assert mock.sent() == []
 
@@ -198,7 +198,7 @@ def test_universal_endpoint_on_a_host_that_is_no_gateway_exits_2(tmp_path, mock_
 def test_universal_endpoint_on_a_host_that_is_no_gateway_exits_2_with_host_flag(mock_server, locust_run):
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "8")
     run = locust_run("-u", "1", "--max-requests", "2", "-H", mock.url, "--llm-api", "cf-universal", "--model",
-                     "openai/gpt-4o-mini", "--prompt-file", "tests/data/prompts_small.yaml", timeout=20)  # fmt: skip
+                     "openai/gpt-4o-mini", "--prompt-file", "tests/data/prompts_small.yaml", timeout=20)
     _one_line_exit_2(run, mock.url, "LLM_GATEWAY_URL")
     assert mock.sent() == []
 
@@ -213,7 +213,7 @@ def test_three_targets_of_three_protocols(tmp_path, mock_server, locust_run):
         f"  - {{name: vllm, api: openai-chat, host: '{mock.url}/v1', model: mistral-7b}}\n"
     )
     run = locust_run("-u", "3", "-r", "3", "--max-requests", "4", "--targets", str(targets),
-                     "--prompt-file", "tests/data/prompts_small.yaml", timeout=60)  # fmt: skip
+                     "--prompt-file", "tests/data/prompts_small.yaml", timeout=60)
     assert run.returncode == 0, run.stderr[-3000:]
     rows = _check_books(run, mock)
     assert sorted(r["target"] for r in rows) == sorted(["claude", "gemini", "vllm"] * 4)

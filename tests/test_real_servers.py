@@ -32,7 +32,7 @@ def _limits(path: Path) -> dict[str, int]:
 class _Pool:
     """The session's servers, each started on first use and stopped when the session ends."""
 
-    def __init__(self, folder: Path, say) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, folder: Path, say) -> None:
         self.folder = folder
         self.say = say
         self.started: dict[str, Server] = {}
@@ -52,7 +52,7 @@ class _Pool:
                 self.failed[name] = str(e)
                 raise
             self.say(f"real server {kind.name} ({kind.versions()}): model written in {s.model_build_s:.1f} s, "
-                     f"serving after {s.ready_s:.1f} s at {s.url}")  # fmt: skip
+                     f"serving after {s.ready_s:.1f} s at {s.url}")
             self.started[name] = s
         return self.started[name]
 
@@ -62,7 +62,7 @@ class _Pool:
 
 
 @pytest.fixture(scope="session")
-def pool(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config):  # type: ignore[no-untyped-def]
+def pool(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config):
     reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
 
     def say(line: str) -> None:
@@ -159,7 +159,7 @@ def test_vllm_tpot_and_ttft_agree_with_server_metrics(vllm: Server, api: str, tm
     n = 4
     before = vllm.get("/metrics")
     run = _locust(tmp_path, vllm, "--llm-api", api, "-u", "1", "-r", "1", "--max-requests", str(n),
-                  prompts=PROMPTS_LONG)  # fmt: skip
+                  prompts=PROMPTS_LONG)
     rows = _ok(run, vllm)
     assert len(rows) == n
     server_tpot, server_ttft = _server_means(vllm, before, n)
@@ -167,7 +167,7 @@ def test_vllm_tpot_and_ttft_agree_with_server_metrics(vllm: Server, api: str, tm
     client_ttft = statistics.fmean(float(r["ttft_ms"]) for r in rows)
     print(f"\nvLLM {api}: TPOT client {client_tpot:.4f} ms, server {server_tpot:.4f} ms, "
           f"diff {client_tpot - server_tpot:+.4f} ms; TTFT client {client_ttft:.3f} ms, server {server_ttft:.3f} ms, "
-          f"diff {client_ttft - server_ttft:+.3f} ms")  # fmt: skip
+          f"diff {client_ttft - server_ttft:+.3f} ms")
     assert abs(client_tpot - server_tpot) < 0.1
     assert client_ttft >= server_ttft - 0.5
 
@@ -183,7 +183,7 @@ def test_vllm_server_metrics_section_and_tpot_against_ours(tmp_path, vllm):
     """The report's server section (issue 15) from vLLM's own /metrics: running and waiting requests, its TTFT, and
     its per-request TPOT equal to ours within 0.1 ms."""
     run = _locust(tmp_path, vllm, "-u", "1", "-r", "1", "--max-requests", "8", "--token-limit", "64",
-                  "--server-metrics", vllm.url.rstrip("/") + "/metrics")  # fmt: skip
+                  "--server-metrics", vllm.url.rstrip("/") + "/metrics")
     summary = run.summary()
     (src,) = summary["server"]["sources"]
     assert src["server"] == "vllm" and src["failed_scrapes"] == 0
@@ -199,4 +199,4 @@ def test_vllm_server_metrics_section_and_tpot_against_ours(tmp_path, vllm):
     ttft = src["vs_client"]["ttft_ms"]
     assert ttft["difference_mean"] > 0  # vLLM's clock starts at engine arrival, ours before the request is sent
     print("\nclient vs server (ms):", {k: (round(v["client_mean"], 2), round(v["server_mean"], 2))
-                                       for k, v in src["vs_client"].items()})  # fmt: skip
+                                       for k, v in src["vs_client"].items()})

@@ -31,7 +31,7 @@ PROTOCOLS = [
      True),
     ("ollama-chat", "", "qwen3", "think:true", False),
     ("ollama-generate", "", "qwen3", "think:true", False),
-]  # fmt: skip
+]
 
 
 def _run(locust_run, mock, suffix: str, api: str, model: str, *extra: str):
@@ -39,7 +39,7 @@ def _run(locust_run, mock, suffix: str, api: str, model: str, *extra: str):
         "-u", "2", "-r", "2", "--max-requests", "6", "-H", mock.url + suffix, "--llm-api", api, "--model", model,
         "--prompt-file", "tests/data/prompts_small.yaml", *extra, env={"ANTHROPIC_API_KEY": "sk-ant-dummy"},
         timeout=60,
-    )  # fmt: skip
+    )
 
 
 def _ok_rows(run, mock) -> list[dict]:
@@ -52,7 +52,7 @@ def _ok_rows(run, mock) -> list[dict]:
 @pytest.mark.parametrize(("api", "suffix", "model", "asked", "reported"), PROTOCOLS)
 def test_reasoning_on_request_is_counted_and_timed(api, suffix, model, asked, reported, mock_server, locust_run):
     mock = mock_server("--ttft-ms", str(TTFT), "--itl-ms", str(ITL), "--output-tokens", str(N_OUT),
-                       "--thinking-tokens", str(N_THINK))  # fmt: skip
+                       "--thinking-tokens", str(N_THINK))
     run = _run(locust_run, mock, suffix, api, model, "--reasoning", "high")
     sent = {s["request_id"]: s for s in mock.sent()}
     diffs = []
@@ -98,13 +98,13 @@ def test_prompt_beats_target_beats_option_and_extra_body_merges(tmp_path, mock_s
         "  - {name: budget, text: hi there, reasoning: 3}\n"
         "  - {name: hidden, text: hi there,\n"
         "     extra_body: {generationConfig: {thinkingConfig: {includeThoughts: false}}}}\n"
-    )  # fmt: skip
+    )
     targets = tmp_path / "targets.yaml"
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "2", "--output-tokens", "10", "--thinking-tokens", "6")
     targets.write_text(f"targets:\n  - {{name: g, api: gemini, host: '{mock.url}', model: gemini-2.5-flash, "
-                       "reasoning: low, extra_body: {generationConfig: {temperature: 0}}}\n")  # fmt: skip
+                       "reasoning: low, extra_body: {generationConfig: {temperature: 0}}}\n")
     run = locust_run("-u", "1", "-r", "1", "--max-requests", "4", "--targets", str(targets), "--prompt-file",
-                     str(prompts), "--reasoning", "off", timeout=60)  # fmt: skip
+                     str(prompts), "--reasoning", "off", timeout=60)
     assert run.returncode == 0, run.stderr[-3000:]
     sent = {s["request_id"]: s for s in mock.sent()}
     for r in run.requests():
@@ -142,7 +142,7 @@ def test_request_bodies_per_protocol():
 
 def test_target_precedence_without_a_server():
     spec = TargetSpec(name="t", api="openai-chat", host="http://h", model="m", reasoning="low",
-                      extra_body={"temperature": 0, "n": 1})  # fmt: skip
+                      extra_body={"temperature": 0, "n": 1})
     target = Target(spec, api_key=None, price_file=None, continuous_usage=False, reasoning="high")
     import json
 
@@ -179,7 +179,7 @@ def test_bad_settings_stop_the_run_with_one_line(where, message, tmp_path, locus
     if where == "target":
         targets = tmp_path / "targets.yaml"
         targets.write_text("targets:\n  - {name: t, api: openai-chat, host: 'http://127.0.0.1:9', model: m, "
-                           "reasoning: lots}\n")  # fmt: skip
+                           "reasoning: lots}\n")
         args += ["--targets", str(targets)]
     run = locust_run(*args, timeout=60)
     assert run.returncode == 2

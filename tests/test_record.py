@@ -61,7 +61,7 @@ def record(out: StreamResult) -> Record:
     return build_record(
         user="U", target=target(), prompt=Prompt(name="p", text="hi"), input_tokens_local=3,
         request_id="r-1", start_wall=1_700_000_000.0, t0=1_000, out=out,
-    )  # fmt: skip
+    )
 
 
 def streamed(fields: dict | None = None) -> Record:

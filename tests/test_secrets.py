@@ -33,7 +33,7 @@ GET_ROUTES = (
     "/stats/requests_full_history/csv", "/stats/failures/csv", "/exceptions", "/exceptions/csv", "/tasks", "/logs",
     "/worker-count", "/llm/stats.json", "/llm/charts", "/llm/charts.js", "/llm/tab.js", "/llm/summary.csv",
     "/llm/summary.json", "/llm/requests.csv",
-)  # fmt: skip
+)
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -78,7 +78,7 @@ def test_the_web_ui_never_serves_the_key(source: str, tmp_path: Path, mock_serve
          "--web-port", str(port), "--report-dir", str(reports), "--logfile", str(log), "--loglevel", "DEBUG",
          "--prompt-file", "tests/data/prompts_small.yaml", "-H", mock.url, "--model", "m", *flag],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-    )  # fmt: skip
+    )
     base = f"http://127.0.0.1:{port}"
     leaks: list[str] = []
     try:
@@ -119,7 +119,7 @@ def test_a_key_from_dotenv_reaches_the_server_and_nothing_else(tmp_path: Path, m
         [sys.executable, "-m", "llm_locust", "--report-dir", str(tmp_path / "reports"), "--endpoint",
          f"{mock.url}/v1", "--model", "gpt-4o"],
         cwd=tmp_path, capture_output=True, timeout=120, env=_clean_env(PYTHONPATH=str(ROOT)),
-    )  # fmt: skip
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert len(mock.sent()) == 2 and all(s["status"] == 200 for s in mock.sent())  # the key from .env was sent
     leaks = _leaks(run.stdout, "stdout") + _leaks(run.stderr, "stderr")
@@ -153,13 +153,13 @@ def test_a_worker_never_receives_the_masters_key(tmp_path: Path, mock_server):
          "-H", mock.url, "--model", "m", "--api-key", CANARY, "--max-requests", "3",
          "--report-dir", str(tmp_path / "reports")],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_clean_env(PYTHONPATH=str(ROOT)),
-    )  # fmt: skip
+    )
     worker = subprocess.Popen(
         [sys.executable, "-m", "locust", *common, "--worker", "--master-host", "127.0.0.1", "--master-port",
          str(port), "--report-dir", str(tmp_path / "worker-reports")],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=_clean_env(PYTHONPATH=str(ROOT), OPENAI_API_KEY=CANARY),
-    )  # fmt: skip
+    )
     try:
         m_out, m_err = master.communicate(timeout=90)
         w_out, w_err = worker.communicate(timeout=30)

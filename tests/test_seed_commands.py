@@ -20,7 +20,7 @@ def _env() -> dict:
 def _seed(tmp_path, *args: str, module: bool = False) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "llm_benchmark"] if module else [sys.executable, "llm_benchmark.py"]
     return subprocess.run([*cmd, "--report-dir", str(tmp_path / "reports"), *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env=_env())  # fmt: skip
+                          text=True, timeout=120, env=_env())
 
 
 def _folder(tmp_path):
@@ -31,7 +31,7 @@ def _folder(tmp_path):
 def test_python_llm_benchmark_py_as_seed_000_writes_it(tmp_path, mock_server):
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "8")
     run = _seed(tmp_path, "--endpoint", f"{mock.url}/v1", "--model", "mistral-7b", "--prompt-file",
-                "tests/data/prompts_small.yaml", "--verbose")  # fmt: skip
+                "tests/data/prompts_small.yaml", "--verbose")
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Benchmark Results for mistral-7b" in run.stdout
     log = next(_folder(tmp_path).glob("benchmark_*.log")).read_text()
@@ -39,16 +39,16 @@ def test_python_llm_benchmark_py_as_seed_000_writes_it(tmp_path, mock_server):
     assert len(requests) == 2, log  # --verbose: one line per request (two prompts, one run each)
     assert all("status=ok" in line and "output_tokens=8" in line for line in requests)
     for figure in ("tokens/s average", "median", "average total tokens", "prompt", "completion tokens API-reported",
-                   "locally estimated"):  # fmt: skip
+                   "locally estimated"):
         assert figure in log
     assert requests[0] in run.stderr, "the log goes to the console too"
 
 
 def test_python_m_llm_benchmark_as_seed_001_with_errors_shown_by_class(tmp_path, mock_server):
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4", "--fault", "status-401",
-                       "--fault-every", "2")  # fmt: skip
+                       "--fault-every", "2")
     run = _seed(tmp_path, "--endpoint", f"{mock.url}/v1", "--model", "m", "--runs", "2", "--prompt-file",
-                "tests/data/prompts_small.yaml", "--log-level", "INFO", module=True)  # fmt: skip
+                "tests/data/prompts_small.yaml", "--log-level", "INFO", module=True)
     assert run.returncode == 1, run.stderr[-3000:]
     assert "m: Errors: auth 2 — auth: HTTP 401: Incorrect API key provided" in run.stdout, run.stdout[-2000:]
     assert "Starting Locust" in run.stderr  # --log-level: console and file
@@ -58,9 +58,9 @@ def test_python_m_llm_benchmark_as_seed_001_with_errors_shown_by_class(tmp_path,
 
 def test_locust_run_ends_with_the_first_message_per_error_class(mock_server, locust_run):
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4", "--fault", "status-429",
-                       "--fault-every", "2")  # fmt: skip
+                       "--fault-every", "2")
     run = locust_run("-u", "1", "-r", "1", "--max-requests", "4", "-H", mock.url, "--model", "m",
-                     "--prompt-file", "tests/data/prompts_small.yaml")  # fmt: skip
+                     "--prompt-file", "tests/data/prompts_small.yaml")
     assert run.returncode == 1
     out = run.stdout + run.stderr
     assert "Errors: rate_limit 2 — rate_limit: HTTP 429: Rate limit reached for m" in out, out[-3000:]
@@ -70,7 +70,7 @@ def test_locust_run_ends_with_the_first_message_per_error_class(mock_server, loc
 
 def test_locust_options_lists_every_option_with_default_and_env_var():
     run = subprocess.run([sys.executable, "-m", "llm_locust", "--locust-options"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60, env=_env())  # fmt: skip
+                         text=True, timeout=60, env=_env())
     assert run.returncode == 0, run.stderr
     flags = options()
     assert {"--reasoning", "--llm-api", "--max-requests"} <= {f for f, *_ in flags}
@@ -80,5 +80,5 @@ def test_locust_options_lists_every_option_with_default_and_env_var():
     assert "default: openai-chat; env: LLM_API" in run.stdout
     # and Locust's own help cannot show them: it prints before it loads the locustfile
     helped = subprocess.run([sys.executable, "-m", "locust", "-f", "locustfile.py", "--help"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60, env=_env())  # fmt: skip
+                            capture_output=True, text=True, timeout=60, env=_env())
     assert "--llm-api" not in helped.stdout

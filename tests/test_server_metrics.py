@@ -91,7 +91,7 @@ def test_vllm_older_names_sum_label_sets_and_take_the_max_of_ratios():
     page = parse_page(VLLM_OLD)
     assert page.kind == "vllm"
     assert page.scalars == {"requests_running": 5.0, "requests_waiting": 7.0, "kv_cache_usage": 0.5,
-                            "preemptions": 4.0}  # fmt: skip
+                            "preemptions": 4.0}
     assert page.names["kv_cache_usage"] == "vllm:gpu_cache_usage_perc"
     assert page.names["tpot_seconds"] == "vllm:time_per_output_token_seconds"
     h = page.hists["tpot_seconds"]
@@ -170,7 +170,7 @@ def test_the_mock_serves_vllm_metrics_of_what_it_sent(mock_server):
 
 def test_a_run_against_the_mock_has_the_server_section_and_server_tpot_equals_ours(locust_run, tmp_path):
     run = locust_run("-u", "1", "-r", "1", "--max-requests", "6",
-                     "--mock-server-args", "--ttft-ms 20 --itl-ms 2 --output-tokens 30")  # fmt: skip
+                     "--mock-server-args", "--ttft-ms 20 --itl-ms 2 --output-tokens 30")
     assert run.returncode == 0, run.stderr[-3000:]
     summary = run.summary()
     (src,) = summary["server"]["sources"]
@@ -212,7 +212,7 @@ def test_an_unreachable_metrics_url_is_one_warning_and_the_run_goes_on(locust_ru
 def test_a_metrics_url_that_is_no_prometheus_text_is_one_warning(locust_run, mock_server):
     mock = mock_server()
     run = locust_run("-u", "1", "-r", "1", "--max-requests", "2", "--host", mock.url, "--model", "mock-model",
-                     "--server-metrics", mock.url + "/health")  # fmt: skip
+                     "--server-metrics", mock.url + "/health")
     assert run.returncode == 0, run.stderr[-3000:]
     lines = [line for line in run.stderr.splitlines() if "server metrics" in line]
     assert len(lines) == 1 and "not Prometheus text" in lines[0], lines
@@ -263,14 +263,14 @@ def test_the_exporter_page_parses_and_its_counts_equal_the_report(locust_run, tm
     dump = tmp_path / "exported.txt"
     run = locust_run("-f", str(locustfile), "-u", "2", "-r", "2", "--max-requests", "7",
                      "--metrics-port", str(free_port()), "--mock-server-args", "--fault status-500 --fault-every 4",
-                     env={"EXPORT_DUMP": str(dump)})  # fmt: skip
+                     env={"EXPORT_DUMP": str(dump)})
     assert run.returncode in (0, 1), run.stderr[-3000:]  # 1: Locust counts the injected failures
     summary = run.summary()
     families = {f.name: f for f in text_string_to_metric_families(dump.read_text())}
 
     def total(family: str, suffix: str, **labels: str) -> float:
         return sum(s.value for s in families[family].samples
-                   if s.name == family + suffix and all(s.labels.get(k) == v for k, v in labels.items()))  # fmt: skip
+                   if s.name == family + suffix and all(s.labels.get(k) == v for k, v in labels.items()))
 
     assert total("llm_ttft_seconds", "_count") == summary["overall"]["successes"]
     assert total("llm_e2e_seconds", "_count") == summary["overall"]["successes"]
@@ -303,7 +303,7 @@ def test_the_exporter_serves_metrics_over_http(tmp_path: Path):
         [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--web-host", "127.0.0.1",
          "--web-port", str(web), "--report-dir", str(tmp_path / "reports"), "--metrics-port", str(port)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
-    )  # fmt: skip
+    )
     try:
 
         def page() -> str | None:

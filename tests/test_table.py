@@ -33,7 +33,7 @@ def synthetic(i: int, rng: random.Random) -> dict:
         reasoning_tokens=rng.choice([None, 3]), cached_tokens=None,
         cost_usd=rng.random() / 1000 if ok else None, cost_source="genai-prices" if ok else None,
         t0_ns=10**15 + i * 1_000_003, itl_us=gaps.tobytes(),
-    )  # fmt: skip
+    )
     rec["total_tokens"] = rec["input_tokens"] + n_out if n_out is not None else None
     return rec
 

@@ -27,9 +27,9 @@ def test_three_targets_of_different_protocols_in_one_run(tmp_path, mock_server, 
         f"  - {{name: slow-ollama, api: ollama-chat, host: '{b.url}', model: m2}}\n",
         f"  - {{name: legacy, api: openai-completions, host: '{a.url}/v1', model: m3,"
         " prices: {input_per_mtok: 1.0, output_per_mtok: 2.0}}\n",
-    ])  # fmt: skip
+    ])
     run = locust_run("-u", "6", "-r", "6", "--max-requests", "4", "--targets", str(targets),
-                     "--prompt-file", "tests/data/prompts_small.yaml")  # fmt: skip
+                     "--prompt-file", "tests/data/prompts_small.yaml")
     assert run.returncode == 0, run.stderr[-3000:]
     rows = run.requests()
     assert sorted(r["target"] for r in rows) == sorted(["fast-chat", "slow-ollama", "legacy"] * 4)
@@ -65,7 +65,7 @@ def test_three_targets_of_different_protocols_in_one_run(tmp_path, mock_server, 
 def test_max_requests_sends_exactly_n_and_stops_by_itself(mock_server, locust_run):
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4")
     run = locust_run("-u", "2", "-r", "2", "-H", mock.url, "--model", "m", "--max-requests", "7",
-                     "--prompt-file", "tests/data/prompts_small.yaml", timeout=60)  # fmt: skip
+                     "--prompt-file", "tests/data/prompts_small.yaml", timeout=60)
     assert run.returncode == 0, run.stderr[-3000:]
     rows = _check_books(run, mock)
     assert len(rows) == 7 and all(r["status"] == "ok" for r in rows)
@@ -78,9 +78,9 @@ def test_fewer_users_than_targets_serve_targets_one_after_the_other(tmp_path, mo
     targets = _targets_file(tmp_path, [
         f"  - {{name: first, api: openai-chat, host: '{a.url}', model: m}}\n",
         f"  - {{name: second, api: ollama-generate, host: '{b.url}', model: m}}\n",
-    ])  # fmt: skip
+    ])
     run = locust_run("-u", "1", "-r", "1", "--targets", str(targets), "--max-requests", "3",
-                     "--prompt-file", "tests/data/prompts_small.yaml", timeout=60)  # fmt: skip
+                     "--prompt-file", "tests/data/prompts_small.yaml", timeout=60)
     assert run.returncode == 0, run.stderr[-3000:]
     rows = run.requests()
     assert [r["target"] for r in rows] == ["first"] * 3 + ["second"] * 3
@@ -111,6 +111,6 @@ def test_catalog_targets_via_gateway_go_through_llm_gateway_url(tmp_path, monkey
 def test_a_gateway_route_named_with_the_wrong_api_is_a_targets_file_error(tmp_path):
     path = _targets_file(tmp_path, [
         "  - {name: h, api: openai-chat, host: 'https://gateway.ai.cloudflare.com/v1/a/g/anthropic', model: m}\n"
-    ])  # fmt: skip
+    ])
     with pytest.raises(TargetFileError, match=r"target 'h': .*'anthropic' route, which speaks anthropic"):
         load_targets(path)

@@ -28,7 +28,7 @@ from tests.conftest import ROOT, free_port, wait_for
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--no-first-run", "--disable-sync",
-]  # fmt: skip
+]
 PROMPTS_B = """\
 prompts:
   - name: "Bravo one"
@@ -91,7 +91,7 @@ class LocustUI:
              "127.0.0.1", "--web-port", str(self.port), "--report-dir", str(self.reports), "--loglevel", "INFO",
              *extra, *args],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.log.open("w"), env={**os.environ, **(env or {})},
-        )  # fmt: skip
+        )
         wait_for(lambda: self._up(), 30, "the web UI")
 
     def _up(self) -> bool:
@@ -325,7 +325,7 @@ def test_llm_tab_charts_downloads_and_a_new_run(tmp_path: Path, mock_server, sta
 def test_llm_tab_under_a_web_base_path(tmp_path: Path, mock_server, start_ui, browser):
     mock = mock_server("--ttft-ms", "10", "--itl-ms", "1", "--output-tokens", "20")
     ui = start_ui("--prompt-file", "tests/data/prompts_small.yaml", "-H", mock.url, "--model", "base-path-model",
-                  base_path="/locust")  # fmt: skip
+                  base_path="/locust")
     assert ui.url.endswith("/locust/")
     page = browser.new_page(viewport={"width": 1600, "height": 900}, accept_downloads=True)
     page.goto(ui.url)
@@ -369,17 +369,17 @@ def test_web_login_protects_the_llm_routes_like_locusts_own(tmp_path: Path, mock
     locustfile = tmp_path / "auth_locustfile.py"
     locustfile.write_text(AUTH_LOCUSTFILE)
     ui = start_ui("--prompt-file", "tests/data/prompts_small.yaml", "-H", mock.url, "--model", "m", "--web-login",
-                  locustfile=locustfile)  # fmt: skip
+                  locustfile=locustfile)
     own = ui.get("stats/requests", allow_redirects=False)
     assert own.status_code == 302 and "login" in own.headers["Location"]
     for route in ("llm/stats.json", "llm/charts", "llm/charts.js", "llm/tab.js", "llm/summary.csv",
-                  "llm/summary.json", "llm/requests.csv"):  # fmt: skip
+                  "llm/summary.json", "llm/requests.csv"):
         r = ui.get(route, allow_redirects=False)
         assert r.status_code == own.status_code, route
         assert r.headers["Location"].split("?")[0] == own.headers["Location"].split("?")[0], route
     # a start with a prompt file choice is refused like any other, and changes nothing
     r = requests.post(ui.url + "swarm", data={"user_count": "1", "spawn_rate": "1", "prompt_file_name": "x.yaml"},
-                      timeout=10, allow_redirects=False)  # fmt: skip
+                      timeout=10, allow_redirects=False)
     assert r.status_code == 302
     assert "Traceback" not in ui.close()
 
@@ -390,13 +390,13 @@ def test_distributed_master_serves_the_workers_records(tmp_path: Path, mock_serv
     ui = start_ui(
         "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(bind_port),
         "--prompt-file", "tests/data/prompts_small.yaml", "-H", mock.url, "--model", "dist-model",
-    )  # fmt: skip
+    )
     worker_log = tmp_path / "worker.log"
     worker = subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--worker", "--master-host", "127.0.0.1",
          "--master-port", str(bind_port), "--report-dir", str(tmp_path / "reports")],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=worker_log.open("w"), env=os.environ.copy(),
-    )  # fmt: skip
+    )
     try:
         wait_for(lambda: ui.get("worker-count").json()["worker_count"] == 1, 30, "the worker")
         r = requests.post(ui.url + "swarm", data={"user_count": "2", "spawn_rate": "2", "host": mock.url}, timeout=10)

@@ -22,14 +22,14 @@ def test_two_runs_from_the_web_ui_give_two_reports(tmp_path: Path, mock_server):
         [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--web-host", "127.0.0.1",
          "--web-port", str(port), "--report-dir", str(reports), "--prompt-file", "tests/data/prompts_small.yaml"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
-    )  # fmt: skip
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _get_ok(base + "/"), 30, "the web UI")
         folders = []
         for run, limit in enumerate(["5", "7"], 1):
             form = {"user_count": "2", "spawn_rate": "2", "host": mock.url, "model": "webui-model",
-                    "token_limit": limit, "llm_api": "openai-chat"}  # fmt: skip
+                    "token_limit": limit, "llm_api": "openai-chat"}
             r = requests.post(base + "/swarm", data=form, timeout=10)
             assert r.status_code == 200 and r.json()["success"], r.text
             wait_for(lambda n=run: _rows_in_run(reports, n) >= 4, 20, "requests of this run")

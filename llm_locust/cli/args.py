@@ -52,17 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     many = p.add_argument_group("providers and models from the catalog (seed 001)")
     default_attempts = int(os.environ.get("BENCHMARK_ATTEMPTS", "100"))
     many.add_argument("--attempts", type=int, default=default_attempts,
-                      help="requests per model (default: 100, or BENCHMARK_ATTEMPTS)")  # fmt: skip
+                      help="requests per model (default: 100, or BENCHMARK_ATTEMPTS)")
     pick = many.add_mutually_exclusive_group()
     pick.add_argument("--providers", nargs="+", metavar="PROVIDER",
-                      help=f"providers to benchmark, one model each ({', '.join(catalog()['providers'])})")  # fmt: skip
+                      help=f"providers to benchmark, one model each ({', '.join(catalog()['providers'])})")
     for flag, provider in PROVIDER_FLAGS.items():
         pick.add_argument(f"--{flag.replace('_', '-')}", action="store_true", help=f"all {provider} models")
     pick.add_argument("--all-models", action="store_true", help="all models of all providers")
     many.add_argument(
         "--prompt-mode", choices=["decode", "simple"], default="decode",
         help="decode: a list of integers (UTF-8 bytes) to decode; simple: 'hi!' (default: decode)",
-    )  # fmt: skip
+    )
     many.add_argument("--max-tokens", type=int, default=None, help="maximum output tokens (default: the provider's)")
 
     run = p.add_argument_group("running and output")
@@ -74,11 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--plot", action="store_true", help="write PNG charts of TTFT, tokens/s and cost")
     run.add_argument("--verbose", action="store_true", help="verbose logging (same as --log-level DEBUG)")
     run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
-                     default=os.environ.get("LOG_LEVEL", "INFO"), help="logging level (default: INFO)")  # fmt: skip
+                     default=os.environ.get("LOG_LEVEL", "INFO"), help="logging level (default: INFO)")
     run.add_argument("--config", help="YAML file holding any of these options (flags given here win)")
     run.add_argument("--locust-options", action="store_true",
                      help="list every llm-locust option of the locustfile (locust -f locustfile.py ...) with its "
-                     "default and environment variable, and exit")  # fmt: skip
+                     "default and environment variable, and exit")
     return p
 
 

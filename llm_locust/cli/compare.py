@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_a", metavar="RUN_A")
     p.add_argument("run_b", metavar="RUN_B")
     p.add_argument("--threshold", type=float, default=10.0,
-                   help="percent a metric may get worse before it counts as a regression (default: 10)")  # fmt: skip
+                   help="percent a metric may get worse before it counts as a regression (default: 10)")
     p.add_argument("--metrics", default=None,
                    help=f"comma-separated metrics to compare (default: all: {', '.join(m.name for m in METRICS)})")
     p.add_argument("--output", choices=["text", "json"], default="text", help="stdout format (default: text)")

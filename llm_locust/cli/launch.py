@@ -71,7 +71,7 @@ def run(args: argparse.Namespace, p: BenchPlan, console: Any) -> tuple[Path, int
         "-u", str(users), "-r", str(users), "--max-requests", str(per_target), "--prompt-file", str(prompt_file),
         "--report-dir", str(report_dir), "--timeout", str(args.timeout), "--loglevel", level,
         "--logfile", str(log_file), "--only-summary", runinfo.FLAG, str(info_file),
-    ]  # fmt: skip
+    ]
     if args.mock_server and not args.endpoint:
         cmd += ["--model", p.targets[0]["model"]]
     else:
@@ -120,7 +120,7 @@ def _progress(proc: subprocess.Popen[str], info_file: Path, total: int, console:
 
     folder = None
     with Progress(TextColumn("requests"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:  # fmt: skip
+                  console=console, transient=True) as bar:
         task = bar.add_task("requests", total=total)
         tail = _LogTail(log_file, console)
         while proc.poll() is None:

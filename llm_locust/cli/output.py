@@ -85,7 +85,7 @@ def print_text(folder: Path, table: list[dict[str, Any]], console: Any) -> None:
     print((folder / "summary.txt").read_text(encoding="utf-8"), flush=True)
     t = Table(title="Per provider / model", title_justify="left")
     for col in ("target", "reqs", "failed", "TTFT ms", "tok/s avg", "tok/s median", "total tok", "prompt tok",
-                "completion tok (API / local)", "cost $", "errors"):  # fmt: skip
+                "completion tok (API / local)", "cost $", "errors"):
         t.add_column(col, justify="left" if col in ("target", "errors") else "right")
     for row in table:
         t.add_row(
@@ -95,7 +95,7 @@ def print_text(folder: Path, table: list[dict[str, Any]], console: Any) -> None:
             f"{_fmt(row['completion_tokens_api_mean'])} / {_fmt(row['completion_tokens_local_mean'])}",
             "n/a" if row["cost_usd_total"] is None else f"{row['cost_usd_total']:.6f}",
             ", ".join(f"{k} {v}" for k, v in row["errors"].items()),
-        )  # fmt: skip
+        )
     console.print(t)
     for row in table:
         for line in error_lines({"error_classes": row["errors"], "error_messages": row["error_messages"]}):
@@ -122,7 +122,7 @@ def write_benchmark_log(folder: Path, table: list[dict[str, Any]]) -> None:
             f"{_fmt(row['completion_tokens_local_mean'])} (averages)",
         ]
         lines += [f"{head} {line}" for line in error_lines({"error_classes": row["errors"],
-                                                             "error_messages": row["error_messages"]})]  # fmt: skip
+                                                             "error_messages": row["error_messages"]})]
     with logs[-1].open("a", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
 

@@ -56,7 +56,7 @@ class StreamClock:
         self.usage = None
         self._cum_ok = True
 
-    def add(self, t_ns: int, text: str, reasoning: str, usage) -> None:  # type: ignore[no-untyped-def]
+    def add(self, t_ns: int, text: str, reasoning: str, usage) -> None:
         if usage is not None:
             # usage is cumulative where it repeats (Anthropic's message_delta, vLLM's continuous usage): keep the
             # latest value of each field, never sum; a field a later chunk leaves out keeps its earlier value

@@ -53,7 +53,7 @@ ERRORS: dict[int, tuple[str, str]] = {
     503: ("overloaded_error", "Overloaded"),
     504: ("timeout_error", "Request timed out"),
     529: ("overloaded_error", "Overloaded"),
-}  # fmt: skip
+}
 
 
 def sse(event: str, data: str) -> bytes:
@@ -83,7 +83,7 @@ class AnthropicEncoder(StreamEncoder):
             "content_block_delta",
             '{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"'
             + SIGNATURE + '"}}',
-        ) + sse("content_block_stop", '{"type":"content_block_stop","index":0}')  # fmt: skip
+        ) + sse("content_block_stop", '{"type":"content_block_stop","index":0}')
 
     @staticmethod
     def _block_start(index: int, kind: str) -> bytes:
@@ -94,10 +94,10 @@ class AnthropicEncoder(StreamEncoder):
         message: dict[str, Any] = {
             "id": f"msg_mock{self.reply.seq}", "type": "message", "role": "assistant", "model": self.req.model,
             "content": [], "stop_reason": None, "stop_sequence": None,
-        }  # fmt: skip
+        }
         if self.req.usage:
             message["usage"] = {"input_tokens": self.reply.prompt_tokens, "cache_creation_input_tokens": 0,
-                                "cache_read_input_tokens": 0, "output_tokens": 1}  # fmt: skip
+                                "cache_read_input_tokens": 0, "output_tokens": 1}
         start = sse("message_start", wire.dumps({"type": "message_start", "message": message}))
         return [start, self._block_start(0, "thinking" if self.thinking else "text"), PING]
 
@@ -107,7 +107,7 @@ class AnthropicEncoder(StreamEncoder):
         if self.thinking:  # the first text token closes the thinking block and opens the text block
             self.thinking = False
             return b"".join((self._end_thinking, self._block_start(1, "text"), self._text, wire.json_str(text).encode(),
-                             b"}}\n\n"))  # fmt: skip
+                             b"}}\n\n"))
         return self._text + wire.json_str(text).encode() + b"}}\n\n"
 
     def malformed(self) -> bytes:
@@ -124,7 +124,7 @@ class AnthropicEncoder(StreamEncoder):
             end = sse("content_block_stop", f'{{"type":"content_block_stop","index":{self.text_index}}}')
         delta: dict[str, Any] = {
             "type": "message_delta", "delta": {"stop_reason": STOP_REASONS[finish_reason], "stop_sequence": None},
-        }  # fmt: skip
+        }
         if self.req.usage:
             delta["usage"] = {"output_tokens": completion_tokens}
         return [end + sse("message_delta", wire.dumps(delta)), sse("message_stop", '{"type":"message_stop"}')]
@@ -176,7 +176,7 @@ class MockAnthropicMessages(WireProtocol):
     def full_response(
         self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
         completion_tokens: int, reasoning_tokens: int,
-    ) -> bytes:  # fmt: skip
+    ) -> bytes:
         content: list[dict[str, Any]] = []
         if reasoning_tokens:
             content.append({"type": "thinking", "thinking": reasoning_text, "signature": SIGNATURE})
@@ -184,18 +184,18 @@ class MockAnthropicMessages(WireProtocol):
         obj: dict[str, Any] = {
             "id": f"msg_mock{reply.seq}", "type": "message", "role": "assistant", "model": req.model,
             "content": content, "stop_reason": STOP_REASONS.get(finish_reason, "end_turn"), "stop_sequence": None,
-        }  # fmt: skip
+        }
         if req.usage:
             obj["usage"] = {"input_tokens": reply.prompt_tokens, "cache_creation_input_tokens": 0,
-                            "cache_read_input_tokens": 0, "output_tokens": completion_tokens}  # fmt: skip
+                            "cache_read_input_tokens": 0, "output_tokens": completion_tokens}
         return wire.dumps(obj).encode()
 
     def error_body(
         self, status: int, model: str, message: str | None = None, code: str | None = None, seq: int = 0,
         retry_after: int | None = None,
-    ) -> bytes:  # fmt: skip
+    ) -> bytes:
         etype, default = ERRORS.get(status, ("api_error" if status >= 500 else "invalid_request_error", "Error."))
         if message is None:
             message = default.format(model=model or "mock-model")
         return wire.dumps({"type": "error", "error": {"type": etype, "message": message},
-                      "request_id": f"req_mock{seq}"}).encode()  # fmt: skip
+                      "request_id": f"req_mock{seq}"}).encode()

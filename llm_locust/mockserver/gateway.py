@@ -78,7 +78,7 @@ class MockGatewayUniversal(WireProtocol):
     def error_body(
         self, status: int, model: str, message: str | None = None, code: str | None = None, seq: int = 0,
         retry_after: int | None = None,
-    ) -> bytes:  # fmt: skip
+    ) -> bytes:
         return gateway_error(2000 + status, message or "Error")
 
 

@@ -40,7 +40,7 @@ STATUS_NAMES = {
     400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
     405: "UNIMPLEMENTED", 409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED", 500: "INTERNAL",
     501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED", 529: "UNAVAILABLE",
-}  # fmt: skip
+}
 
 #: status -> default message; "{model}" is filled in.
 MESSAGES = {
@@ -120,7 +120,7 @@ class GeminiEncoder(StreamEncoder):
         return b"".join((
             self._head, wire.json_str(text).encode(), self._thought_end if reasoning else self._text_end, candidate,
             self._usage(completion_tokens - reasoning_tokens, reasoning_tokens), self._tail,
-        ))  # fmt: skip
+        ))
 
     def malformed(self) -> bytes:
         return wire.SSE_MALFORMED
@@ -134,7 +134,7 @@ class GeminiEncoder(StreamEncoder):
         return [b"".join((
             self._head, b'""', self._text_end, self._finish(finish_reason),
             self._usage(completion_tokens - reasoning_tokens, reasoning_tokens), self._tail,
-        ))]  # fmt: skip
+        ))]
 
 
 class MockGemini(WireProtocol):
@@ -182,18 +182,18 @@ class MockGemini(WireProtocol):
     def full_response(
         self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
         completion_tokens: int, reasoning_tokens: int,
-    ) -> bytes:  # fmt: skip
+    ) -> bytes:
         parts: list[dict[str, Any]] = []
         if reasoning_tokens and not req.hide_reasoning:
             parts.append({"text": reasoning_text, "thought": True})
         parts.append({"text": text})
         candidate = {"content": {"parts": parts, "role": "model"}, "finishReason": FINISH_REASONS[finish_reason],
-                     "index": 0}  # fmt: skip
+                     "index": 0}
         obj: dict[str, Any] = {"candidates": [candidate]}
         if req.usage:
             visible = completion_tokens - reasoning_tokens
             usage = {"promptTokenCount": reply.prompt_tokens, "candidatesTokenCount": visible,
-                     "totalTokenCount": reply.prompt_tokens + completion_tokens}  # fmt: skip
+                     "totalTokenCount": reply.prompt_tokens + completion_tokens}
             if reasoning_tokens:
                 usage["thoughtsTokenCount"] = reasoning_tokens
             obj["usageMetadata"] = usage
@@ -203,7 +203,7 @@ class MockGemini(WireProtocol):
     def error_body(
         self, status: int, model: str, message: str | None = None, code: str | None = None, seq: int = 0,
         retry_after: int | None = None,
-    ) -> bytes:  # fmt: skip
+    ) -> bytes:
         return wire.dumps(self._error(status, model, message, retry_after)[1]).encode()
 
     def _error(
@@ -215,7 +215,7 @@ class MockGemini(WireProtocol):
                 {"@type": TYPE + "ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com",
                  "metadata": {"service": "generativelanguage.googleapis.com"}},
                 {"@type": TYPE + "LocalizedMessage", "locale": "en-US", "message": API_KEY_INVALID},
-            ])  # fmt: skip
+            ])
         if status == 429:
             details = [
                 {"@type": TYPE + "QuotaFailure", "violations": [
@@ -224,7 +224,7 @@ class MockGemini(WireProtocol):
                      "quotaDimensions": {"location": "global", "model": model or "mock-model"}, "quotaValue": "10"},
                 ]},
                 {"@type": TYPE + "RetryInfo", "retryDelay": f"{retry_after if retry_after is not None else 1}s"},
-            ]  # fmt: skip
+            ]
         if message is None:
             message = MESSAGES.get(status, "Error.").format(model=model or "mock-model")
         return status, google_error(status, message, details)
@@ -232,7 +232,7 @@ class MockGemini(WireProtocol):
     def error_response(
         self, status: int, model: str, message: str | None = None, code: str | None = None, seq: int = 0,
         retry_after: int | None = None,
-    ) -> tuple[int, bytes, list[tuple[str, str]]]:  # fmt: skip
+    ) -> tuple[int, bytes, list[tuple[str, str]]]:
         status, body = self._error(status, model, message, retry_after)
         return status, wire.dumps(body).encode(), []  # the retry hint is RetryInfo in the body, not a header
 
@@ -250,8 +250,8 @@ class MockVertex(MockGemini):
                 {"@type": TYPE + "ErrorInfo", "reason": "ACCESS_TOKEN_TYPE_UNSUPPORTED", "domain": "googleapis.com",
                  "metadata": {"service": "aiplatform.googleapis.com",
                               "method": "google.cloud.aiplatform.v1.PredictionService.StreamGenerateContent"}},
-            ])  # fmt: skip
+            ])
         if status == 404 and message is None:
             message = f"Publisher Model `publishers/google/models/{model or 'mock-model'}` was not found or your " \
-                      "project does not have access to it."  # fmt: skip
+                      "project does not have access to it."
         return super()._error(status, model, message, retry_after)

@@ -56,7 +56,7 @@ _INVALID: Any = object()
 def run_generation(
     cfg: MockConfig, stats: dict[str, int], conn: Connection, req: Request, target: MockTarget, seq: int,
     inflight: dict[int, SendRecord] | None = None,
-) -> tuple[bool, SendRecord]:  # fmt: skip
+) -> tuple[bool, SendRecord]:
     """Answer generation request number ``seq``; returns (keep the connection open?, the send record).
 
     If the client goes away in the middle of the reply the record is marked ``aborted``. ``inflight``: where the
@@ -93,7 +93,7 @@ def _has_key(req: Request, key: str) -> bool:
 def _run(
     cfg: MockConfig, stats: dict[str, int], conn: Connection, req: Request, target: MockTarget, seq: int,
     rec: SendRecord,
-) -> bool:  # fmt: skip
+) -> bool:
     keep = req.keep_alive
     extra = [("X-Request-Id", rec.request_id)]
     body = _loads(req.body)
@@ -106,7 +106,7 @@ def _run(
     if target.steps is not None:  # the universal endpoint: the step that answers decides everything else
         if not isinstance(body, list):
             message = (f"Unknown request URL: POST {req.path}; as a Cloudflare AI Gateway universal endpoint "
-                       "(/v1/{account}/{gateway}) it takes a JSON array of steps")  # fmt: skip
+                       "(/v1/{account}/{gateway}) it takes a JSON array of steps")
             return _respond(conn, rec, 404, proto.error_body(404, "", message), extra, keep)
         try:
             step = gateway.pick_step(body, cfg.fail_steps, target.steps)
@@ -161,7 +161,7 @@ def _run(
     rec.finish_reason = script.finish_reason
     reply = Reply(seq, rec.request_id, int(time.time()), greq.prompt_tokens, req.t_recv_ns,
                   tokens=script.tokens, reasoning_tokens=script.reasoning_tokens,
-                  finish_reason=script.finish_reason)  # fmt: skip
+                  finish_reason=script.finish_reason)
     try:
         if greq.stream:
             keep = _stream(cfg, stats, conn, proto, greq, reply, script, fault, rec, extra, keep)
@@ -186,7 +186,7 @@ def reasoning_wanted(cfg: MockConfig, greq: GenRequest, proto: WireProtocol) -> 
 def _stream(
     cfg: MockConfig, stats: dict[str, int], conn: Connection, proto: WireProtocol, greq: GenRequest,
     reply: Reply, script: Script, fault: str | None, rec: SendRecord, extra: list[tuple[str, str]], keep: bool,
-) -> bool:  # fmt: skip
+) -> bool:
     enc = proto.encoder(greq, reply)
     rec.status = 200
     rec.t_headers_ns = time.perf_counter_ns()
@@ -286,7 +286,7 @@ def _finish_times(rec: SendRecord, reply: Reply) -> None:
 def _whole(
     cfg: MockConfig, stats: dict[str, int], conn: Connection, proto: WireProtocol, greq: GenRequest,
     reply: Reply, script: Script, fault: str | None, rec: SendRecord, extra: list[tuple[str, str]], keep: bool,
-) -> bool:  # fmt: skip
+) -> bool:
     if fault in MIDSTREAM_FAULTS:
         due, sent = script.first_target_ns, 0
         for chunk in script.chunks():  # the fault strikes when token number fault_after_tokens is due
@@ -297,7 +297,7 @@ def _whole(
         rec.finish_reason = None
         if fault == "midstream-error":
             status, body, headers = proto.error_response(proto.midstream_status, greq.model, MIDSTREAM_MESSAGE,
-                                                         seq=reply.seq)  # fmt: skip
+                                                         seq=reply.seq)
             return _respond(conn, rec, status, body, extra + headers, keep)
         rec.status = 200
         rec.t_headers_ns = time.perf_counter_ns()

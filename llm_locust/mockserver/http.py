@@ -24,7 +24,7 @@ REASONS = {
     405: "Method Not Allowed", 413: "Content Too Large", 429: "Too Many Requests",
     431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented",
     502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout", 529: "Site Overloaded",
-}  # fmt: skip
+}
 
 
 class BadRequest(Exception):
@@ -185,7 +185,7 @@ class Connection:
     def send_response(
         self, status: int, body: bytes, content_type: str = "application/json",
         headers: list[tuple[str, str]] | None = None, keep_alive: bool = True, truncate: int | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Send a complete response with ``Content-Length`` (head and body in one ``sendall``).
 
         ``truncate=n`` sends only the first n bytes of the body (for the ``disconnect`` fault).
@@ -198,7 +198,7 @@ class Connection:
     ) -> None:
         """Send the head of a streamed (``Transfer-Encoding: chunked``) response."""
         hdrs = [("Content-Type", content_type), ("Transfer-Encoding", "chunked"), ("Cache-Control", "no-cache"),
-                *(headers or ())]  # fmt: skip
+                *(headers or ())]
         self.sendall(self._head(status, hdrs, keep_alive))
 
     def send_chunk(self, data: bytes) -> None:

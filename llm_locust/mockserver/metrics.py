@@ -26,7 +26,7 @@ from llm_locust.mockserver.sendlog import SendRecord
 
 #: bucket upper bounds (seconds), finer than vLLM's at the low end, where the mock's latencies are
 TIME_BUCKETS = (0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15,
-                0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)  # fmt: skip
+                0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 HISTOGRAMS = (
     ("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds."),
     ("vllm:e2e_request_latency_seconds", "Histogram of end to end request latency in seconds."),

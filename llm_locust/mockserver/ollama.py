@@ -138,7 +138,7 @@ class _MockOllamaBase(WireProtocol):
     def error_body(
         self, status: int, model: str, message: str | None = None, code: str | None = None, seq: int = 0,
         retry_after: int | None = None,
-    ) -> bytes:  # fmt: skip
+    ) -> bytes:
         if message is None:
             message = ERRORS.get(status, "error").format(model=model or "mock-model")
         return wire.dumps({"error": message}).encode()
@@ -157,12 +157,12 @@ class MockOllamaChat(_MockOllamaBase):
     def full_response(
         self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
         completion_tokens: int, reasoning_tokens: int,
-    ) -> bytes:  # fmt: skip
+    ) -> bytes:
         message = wire.assistant_message(text, "thinking", reasoning_text, reasoning_tokens)
         return wire.dumps({
             "model": req.model, "created_at": created_at(), "message": message, "done": True,
             "done_reason": finish_reason, **durations(reply, completion_tokens, req.usage),
-        }).encode()  # fmt: skip
+        }).encode()
 
 
 class MockOllamaGenerate(_MockOllamaBase):
@@ -180,7 +180,7 @@ class MockOllamaGenerate(_MockOllamaBase):
     def full_response(
         self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
         completion_tokens: int, reasoning_tokens: int,
-    ) -> bytes:  # fmt: skip
+    ) -> bytes:
         obj: dict[str, Any] = {"model": req.model, "created_at": created_at(), "response": text}
         if reasoning_tokens:
             obj["thinking"] = reasoning_text

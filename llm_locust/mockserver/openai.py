@@ -38,7 +38,7 @@ ERRORS: dict[int, tuple[str, str | None, str]] = {
     500: ("server_error", "server_error",
           "The server had an error while processing your request. Sorry about that!"),
     503: ("server_error", "service_unavailable", "The engine is currently overloaded, please try again later."),
-}  # fmt: skip
+}
 
 
 def usage_obj(prompt: int, completion: int, reasoning: int) -> dict[str, Any]:
@@ -128,7 +128,7 @@ class OpenAIEncoder(StreamEncoder):
         return b"".join((
             self._reasoning if reasoning else self._content, wire.json_str(text).encode(), self._tail,
             self._usage(completion_tokens, reasoning_tokens) if self.continuous else self._usage_null, b"}\n\n",
-        ))  # fmt: skip
+        ))
 
     def malformed(self) -> bytes:
         return wire.SSE_MALFORMED
@@ -159,13 +159,13 @@ class _MockOpenAIBase(WireProtocol):
     def _full_body(
         self, req: GenRequest, reply: Reply, choice: dict[str, Any], finish_reason: str, completion_tokens: int,
         reasoning_tokens: int,
-    ) -> bytes:  # fmt: skip
+    ) -> bytes:
         """A non-streamed reply with one choice (``choice``: its ``message`` or ``text``), usage unless --no-usage."""
         obj = {
             "id": f"{'chatcmpl' if self.chat else 'cmpl'}-mock{reply.seq}",
             "object": "chat.completion" if self.chat else "text_completion", "created": reply.created,
             "model": req.model, "choices": [{"index": 0, **choice, "logprobs": None, "finish_reason": finish_reason}],
-        }  # fmt: skip
+        }
         if req.usage:
             obj["usage"] = usage_obj(reply.prompt_tokens, completion_tokens, reasoning_tokens)
         return wire.dumps(obj).encode()
@@ -173,7 +173,7 @@ class _MockOpenAIBase(WireProtocol):
     def error_body(
         self, status: int, model: str, message: str | None = None, code: str | None = None, seq: int = 0,
         retry_after: int | None = None,
-    ) -> bytes:  # fmt: skip
+    ) -> bytes:
         etype, default_code, default_message = ERRORS.get(status, ("server_error", None, "Error."))
         if message is None:
             message, code = default_message.format(model=model or "mock-model"), default_code
@@ -196,7 +196,7 @@ class MockOpenAIChat(_MockOpenAIBase):
     def full_response(
         self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
         completion_tokens: int, reasoning_tokens: int,
-    ) -> bytes:  # fmt: skip
+    ) -> bytes:
         message = wire.assistant_message(text, "reasoning_content", reasoning_text, reasoning_tokens)
         return self._full_body(req, reply, {"message": message}, finish_reason, completion_tokens, reasoning_tokens)
 
@@ -224,7 +224,7 @@ class MockOpenAICompletions(_MockOpenAIBase):
     def full_response(
         self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
         completion_tokens: int, reasoning_tokens: int,
-    ) -> bytes:  # fmt: skip
+    ) -> bytes:
         return self._full_body(req, reply, {"text": text}, finish_reason, completion_tokens, reasoning_tokens)
 
 
@@ -233,4 +233,4 @@ def models_body() -> bytes:
     return wire.dumps({
         "object": "list",
         "data": [{"id": "mock-model", "object": "model", "created": 1700000000, "owned_by": "llm-locust"}],
-    }).encode()  # fmt: skip
+    }).encode()

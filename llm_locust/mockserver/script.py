@@ -31,7 +31,7 @@ from llm_locust.mockserver.config import MockConfig
 WORDS: tuple[str, ...] = (
     " the", " of", " and", " to", " in", " is", " that", " it", " for", " on",
     " with", " as", " was", " at", " by", " this", " be", " from", " or", " are",
-)  # fmt: skip
+)
 
 assert all(w[1:].isalpha() and w[1:].isascii() for w in WORDS)  # they need no JSON escaping
 

@@ -129,7 +129,7 @@ class MockServer:
         #: Counters: generation requests, faults applied, tokens and token-bearing chunks sent,
         #: generation requests in flight, open connections, connections accepted so far.
         self.stats: dict[str, int] = {"requests": 0, "faults": 0, "tokens": 0, "chunks": 0, "active": 0,
-                                      "connections": 0, "connections_total": 0}  # fmt: skip
+                                      "connections": 0, "connections_total": 0}
         self.port: int = cfg.port
         #: what ``GET /metrics`` shows
         self.metrics = MockMetrics()
@@ -164,7 +164,7 @@ class MockServer:
         self._stop_event = gevent.event.Event()
         self._loop = gevent.get_hub().loop
         server = StreamServer((self.config.host, self.config.port), self._handle, backlog=4096,
-                              spawn=gevent.pool.Pool())  # fmt: skip
+                              spawn=gevent.pool.Pool())
         server.start()
         self._server = server
         self.port = server.address[1]
@@ -280,13 +280,13 @@ class MockServer:
         if target is not None:
             if req.method != "POST":
                 conn.send_response(405, target.proto.error_body(405, "", f"Use POST for {req.path}."),
-                                   headers=[("Allow", "POST")], keep_alive=req.keep_alive)  # fmt: skip
+                                   headers=[("Allow", "POST")], keep_alive=req.keep_alive)
                 return req.keep_alive
             return self._generate(conn, req, target)
         if req.path in GET_ROUTES:
             if req.method != "GET":
                 conn.send_response(405, _OPENAI.error_body(405, "", f"Use GET for {req.path}."),
-                                   headers=[("Allow", "GET")], keep_alive=req.keep_alive)  # fmt: skip
+                                   headers=[("Allow", "GET")], keep_alive=req.keep_alive)
                 return req.keep_alive
             if req.path == "/health":
                 body = b'{"status":"ok"}'
@@ -294,7 +294,7 @@ class MockServer:
                 body = models_body()
             elif req.path == "/metrics":
                 conn.send_response(200, self.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8",
-                                   keep_alive=req.keep_alive)  # fmt: skip
+                                   keep_alive=req.keep_alive)
                 return req.keep_alive
             else:
                 body = dumps(self.stats).encode()

@@ -121,14 +121,14 @@ class WireProtocol:
     def full_response(
         self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
         completion_tokens: int, reasoning_tokens: int,
-    ) -> bytes:  # fmt: skip
+    ) -> bytes:
         """The body of a non-streamed reply."""
         raise NotImplementedError
 
     def error_body(
         self, status: int, model: str, message: str | None = None, code: str | None = None, seq: int = 0,
         retry_after: int | None = None,
-    ) -> bytes:  # fmt: skip
+    ) -> bytes:
         """An error body for ``status``; ``message=None`` means the protocol's usual text (and code) for it.
 
         ``seq`` numbers the request (for request ids in the body); ``retry_after`` is the retry hint in seconds."""
@@ -137,7 +137,7 @@ class WireProtocol:
     def error_response(
         self, status: int, model: str, message: str | None = None, code: str | None = None, seq: int = 0,
         retry_after: int | None = None,
-    ) -> tuple[int, bytes, list[tuple[str, str]]]:  # fmt: skip
+    ) -> tuple[int, bytes, list[tuple[str, str]]]:
         """(HTTP status, body, extra headers) of an error ``status``: by default that status, :meth:`error_body`
         and, for 429, a ``Retry-After`` header. Protocols whose provider answers otherwise override it."""
         headers = [("Retry-After", str(retry_after))] if status == 429 and retry_after is not None else []

@@ -91,7 +91,7 @@ class WorkersAIChunkEncoder(OpenAIEncoder):
         usage = b""
         if self.req.usage:
             usage = b',"usage":' + wire.dumps(usage_obj(self.reply.prompt_tokens, completion_tokens,
-                                                   reasoning_tokens)).encode()  # fmt: skip
+                                                   reasoning_tokens)).encode()
         return [self._event(choice, usage), wire.SSE_DONE]
 
 
@@ -126,18 +126,18 @@ class MockWorkersAI(WireProtocol):
     def full_response(
         self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
         completion_tokens: int, reasoning_tokens: int,
-    ) -> bytes:  # fmt: skip
+    ) -> bytes:
         result: dict[str, Any] = {"response": text}
         if req.usage:
             p = reply.prompt_tokens
             result["usage"] = {"prompt_tokens": p, "completion_tokens": completion_tokens,
-                               "total_tokens": p + completion_tokens}  # fmt: skip
+                               "total_tokens": p + completion_tokens}
         return wire.dumps({"result": result, "success": True, "errors": [], "messages": []}).encode()
 
     def error_body(
         self, status: int, model: str, message: str | None = None, code: str | None = None, seq: int = 0,
         retry_after: int | None = None,
-    ) -> bytes:  # fmt: skip
+    ) -> bytes:
         cf_code, default = ERRORS.get(status, (3043 if status >= 500 else 3003, "Error"))
         message = default.format(model=model) if message is None else message
         return wire.dumps(cloudflare_error(cf_code, message)).encode()

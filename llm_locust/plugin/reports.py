@@ -45,7 +45,7 @@ def target_extras(df: pd.DataFrame) -> dict[str, dict[str, Any]]:
 
     out: dict[str, dict[str, Any]] = {}
     names = [t if isinstance(t, str) and t else a for t, a in zip(df["target"].tolist(), df["api"].tolist(),
-                                                                  strict=True)]  # fmt: skip
+                                                                  strict=True)]
     status = df["status"].astype(object).to_numpy()
     models = df["model"].tolist()
     for i, name in enumerate(names):

@@ -30,7 +30,7 @@ def log_request(context: dict[str, Any] | None = None, **_: Any) -> None:
         _r(rec.get("e2e_ms")), rec.get("input_tokens"), rec.get("output_tokens"), rec.get("reasoning_tokens"),
         _r(rec.get("output_tokens_per_s")),
         f" error={rec.get('error_class')}: {rec.get('error')}" if rec.get("error_class") else "",
-    )  # fmt: skip
+    )
 
 
 def _r(value: Any) -> Any:

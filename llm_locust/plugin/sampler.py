@@ -41,7 +41,7 @@ def _sample(run: LLMRun, runner: Any, log: bool) -> None:
                 "LLM live: %d requests (%d failed), last %gs: TTFT p50 %s, p95 %s, TPOT p50 %s, %.1f output tokens/s",
                 total.requests, total.failures, WINDOW_S, _ms(point["ttft_p50_ms"]), _ms(point["ttft_p95_ms"]),
                 _ms(point["tpot_p50_ms"]), point["output_tokens_per_s"],
-            )  # fmt: skip
+            )
 
 
 def _ms(v: float | None) -> str:

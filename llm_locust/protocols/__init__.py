@@ -36,7 +36,7 @@ PROTOCOLS: dict[str, type[Protocol]] = {
 ROUTE_FINDERS.append(find_gateway)  # Cloudflare AI Gateway
 
 __all__ = ["DONE", "Delta", "EndpointError", "Protocol", "Usage", "PROTOCOLS", "TemplateError", "check_endpoint",
-           "check_host", "get_protocol"]  # fmt: skip
+           "check_host", "get_protocol"]
 
 
 def get_protocol(name: str) -> type[Protocol]:

@@ -244,7 +244,7 @@ class Protocol:
     def request_body(
         self, prompt: Prompt, max_tokens: int | None, reasoning: Reasoning | None = None,
         extra: list[dict[str, Any]] | tuple[dict[str, Any], ...] = (),
-    ) -> Any:  # fmt: skip
+    ) -> Any:
         """The body to send: :meth:`body`, the reasoning switch (unless unset), then each ``extra_body`` merged in
         order (the target's, then the prompt's)."""
         body = self.body(prompt, max_tokens)

@@ -36,7 +36,7 @@ from ..yamlfile import load_yaml
 from .base import DONE, NOTHING, Delta, Protocol, Usage, loads
 
 TEMPLATE_KEYS = {"path", "method", "headers", "body", "framing", "text", "reasoning", "skip", "done", "done_marker",
-                 "usage", "error", "key_env"}  # fmt: skip
+                 "usage", "error", "key_env"}
 _PLACEHOLDER = re.compile(r"\{(prompt|system|messages|model|token_limit)\}")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PATH = re.compile(r"^[A-Za-z_][\w\-]*(\[\d+\])*(\.[A-Za-z_][\w\-]*(\[\d+\])*)*$")
@@ -117,10 +117,10 @@ class CustomREST(Protocol):
             raise TemplateError("--llm-api custom needs --template FILE describing the endpoint (see examples/)")
         t = load_template(template)
         self.template = t
-        self.path = t["path"]  # type: ignore[misc]
-        self.framing = t["framing"]  # type: ignore[misc]
+        self.path = t["path"]
+        self.framing = t["framing"]
         self.single_body = t["framing"] == "json"
-        self.key_env = t.get("key_env")  # type: ignore[misc]
+        self.key_env = t.get("key_env")
         self._text = compile_path(t["text"])
         self._reasoning = compile_path(t["reasoning"]) if t.get("reasoning") else None
         self._skip = compile_path(t["skip"]) if t.get("skip") else None

@@ -69,4 +69,4 @@ __all__ = [
     "Curated", "Hist", "NotPrometheus", "Page", "Scraper", "ServerMetrics", "check_url", "default_url", "detect",
     "hist_delta", "hist_figures", "hist_quantile", "parse_page", "redact_url", "render_text", "series",
     "source_section", "vs_client", "write_csv",
-]  # fmt: skip
+]

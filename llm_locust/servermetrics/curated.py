@@ -83,7 +83,7 @@ SERVERS: dict[str, tuple[str, tuple[Curated, ...]]] = {
         _g("prompt_tokens_per_s", "llamacpp:prompt_tokens_seconds"),
         _g("generation_tokens_per_s", "llamacpp:predicted_tokens_seconds"),
     )),
-}  # fmt: skip
+}
 
 
 

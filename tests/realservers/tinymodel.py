@@ -156,11 +156,11 @@ def write_gguf(path: Path) -> None:
     out.add_add_bos_token(False)
     out.add_chat_template(CHAT_TEMPLATE)
     names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
-             "lm_head.weight": "output.weight"}  # fmt: skip
+             "lm_head.weight": "output.weight"}
     per_layer = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
                  "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
                  "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-                 "mlp.down_proj": "ffn_down"}  # fmt: skip
+                 "mlp.down_proj": "ffn_down"}
     for name, arr in w.items():
         if name in names:
             gname = names[name]
@@ -197,12 +197,12 @@ def write_hf(folder: Path) -> None:
         "rms_norm_eps": RMS_EPS, "rope_theta": ROPE_THETA, "hidden_act": "silu", "vocab_size": len(tokens),
         "bos_token_id": ids[BOS], "eos_token_id": ids[EOS], "tie_word_embeddings": False,
         "torch_dtype": "float32", "attention_bias": False, "mlp_bias": False,
-    }  # fmt: skip
+    }
     tok_config = {
         "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": BOS, "eos_token": EOS,
         "add_bos_token": False, "add_eos_token": False, "model_max_length": CONTEXT, "chat_template": CHAT_TEMPLATE,
         "clean_up_tokenization_spaces": False,
-    }  # fmt: skip
+    }
     (folder / "config.json").write_text(json.dumps(config, indent=1))
     (folder / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=1))
     (folder / "special_tokens_map.json").write_text(json.dumps({"bos_token": BOS, "eos_token": EOS}))

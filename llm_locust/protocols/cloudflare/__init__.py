@@ -20,4 +20,4 @@ from .universal import GatewayUniversal
 from .workers_ai import WorkersAI
 
 __all__ = ["GatewayRoute", "GatewayUniversal", "WorkersAI", "find_gateway", "gateway_api", "gateway_base",
-           "gateway_parts"]  # fmt: skip
+           "gateway_parts"]

@@ -70,23 +70,23 @@ class GatewayUniversal(Protocol):
             found += step.secrets(os.environ.get(step.key_env) if step.key_env else None)
         return tuple(dict.fromkeys(found))
 
-    def body(self, prompt: Prompt, max_tokens: int | None) -> list[dict[str, Any]]:  # type: ignore[override]
+    def body(self, prompt: Prompt, max_tokens: int | None) -> list[dict[str, Any]]:
         out = []
         for step in self.steps:
             key = os.environ.get(step.key_env) if step.key_env else None
             headers = {k: v for k, v in step.headers(key).items() if not k.startswith("cf-aig-")}
             out.append({
-                "provider": step.route.slug,  # type: ignore[attr-defined]
+                "provider": step.route.slug,
                 "endpoint": step.request_path().lstrip("/"),
                 "headers": headers,
                 "query": step.body(prompt, max_tokens),
-            })  # fmt: skip
+            })
         return out
 
     def request_body(
         self, prompt: Prompt, max_tokens: int | None, reasoning: Reasoning | None = None,
         extra: list[dict[str, Any]] | tuple[dict[str, Any], ...] = (),
-    ) -> list[dict[str, Any]]:  # fmt: skip
+    ) -> list[dict[str, Any]]:
         """Each step's query gets its own provider's reasoning switch and the extra fields."""
         out = self.body(prompt, max_tokens)
         for step, item in zip(self.steps, out, strict=True):
