@@ -216,7 +216,7 @@ def three_runs(tmp_path_factory):
     out = {}
     for name, ttft in (("a", 100), ("a2", 100), ("b", 120)):
         run = run_locust(tmp / name, "-u", "4", "-r", "4", "--max-requests", "40", "--prompt-file", PROMPTS,
-                         "--mock-server-args", f"--ttft-ms {ttft} --output-tokens 8 --itl-ms 5", "--only-summary",
+                         "--mock-server-args", f"--ttft-ms {ttft} --output-tokens 8 --itl-ms 20", "--only-summary",
                          json_stats=False)
         assert run.returncode == 0, run.stderr[-3000:]
         out[name] = run.folder

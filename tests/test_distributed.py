@@ -83,13 +83,34 @@ class Cluster:
         return rows
 
 
+def _worker_log(worker: subprocess.Popen) -> Path | None:
+    """The per-request log a worker process is writing (found through its open files; Linux)."""
+    try:
+        fds = list(Path(f"/proc/{worker.pid}/fd").iterdir())
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.endswith("requests.csv"):
+            return Path(target)
+    return None
+
+
 def _has_records_of(cluster: Cluster, worker: subprocess.Popen) -> bool:
-    """The master's requests.csv (it grows during the run) holds records of ``worker`` (ids start with its pid)."""
+    """The master's requests.csv (it grows during the run) holds records of ``worker`` (request ids in its own log)."""
+    log = _worker_log(worker)
+    if log is None or not log.exists():
+        return False
+    with log.open(newline="") as f:
+        own = {r["request_id"] for r in csv.DictReader(f)}
     try:
         rows = cluster.master_rows()
     except (AssertionError, FileNotFoundError):  # no run folder yet
         return False
-    return any(r["request_id"].split("-")[0][:-4] == f"{worker.pid:x}" for r in rows)
+    return any(r["request_id"] in own for r in rows)
 
 
 def _assert_exact(cluster: Cluster, mock) -> dict:
