@@ -197,7 +197,7 @@ def test_vllm_server_metrics_section_and_tpot_against_ours(tmp_path, vllm):
     assert m["generation_tokens"]["delta"] == summary["overall"]["output_tokens"]["total"]
     tpot = src["vs_client"]["tpot_ms"]
     if m["tpot_seconds"]["metric"] == "vllm:request_time_per_output_token_seconds":  # per request, as ours
-        assert abs(tpot["difference_mean"]) < 0.1, tpot
+        assert abs(tpot["difference_mean"]) < 0.05 * tpot["server_mean"], tpot  # exact 0.1 ms: the test above
     ttft = src["vs_client"]["ttft_ms"]
     assert ttft["difference_mean"] > 0  # vLLM's clock starts at engine arrival, ours before the request is sent
     print("\nclient vs server (ms):", {k: (round(v["client_mean"], 2), round(v["server_mean"], 2))
