@@ -10,6 +10,7 @@ CLI with the bundled locustfile, bounded by ``--max-requests``.
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -136,40 +137,87 @@ def test_continuous_usage_splits_itl_by_server_counts(vllm: Server, tmp_path: Pa
     assert all(int(r["output_tokens_server"]) == limits[r["prompt"]] for r in rows)
 
 
-def _server_means(server: Server, before: str, requests: int) -> tuple[float, float]:
-    """The server's mean TPOT and TTFT (ms) over the requests since ``before`` (a /metrics page), waiting (bounded)
-    until the server has booked all of them."""
-    deadline = time.monotonic() + 15
-    while True:
-        after = server.get("/metrics")
-        out = []
-        for name in ("vllm:request_time_per_output_token_seconds", "vllm:time_to_first_token_seconds"):
-            (s0, c0), (s1, c1) = servers.histogram(before, name), servers.histogram(after, name)
-            out.append((s1 - s0, c1 - c0))
-        counts = {c for _, c in out}
-        if counts == {requests} or time.monotonic() > deadline:
-            assert counts == {requests}, f"server booked {counts} requests, expected {requests}"
-            return out[0][0] / requests * 1000, out[1][0] / requests * 1000
+TPOT = "vllm:request_time_per_output_token_seconds"
+TTFT = "vllm:time_to_first_token_seconds"
+
+
+class _PerRequest:
+    """vLLM's own TPOT and TTFT for each request of a one-user run, from its /metrics page polled during the run.
+
+    vLLM books a request's TTFT when its first token is made and its TPOT when it finishes; with one user, requests
+    run one after the other for seconds each, so between two polls a histogram's count grows by one and its sum by
+    that request's value. A step of more than one request (a missed poll) is left out. Polling is bounded by the
+    run (a thread, stopped after it)."""
+
+    def __init__(self, server: Server, every_s: float = 0.25) -> None:
+        self.server, self.every_s = server, every_s
+        self.steps: dict[str, list[tuple[int, float]]] = {TPOT: [], TTFT: []}  # (requests in the step, sum s)
+        self._stop = threading.Event()
+        self._last = self._read()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _read(self) -> dict[str, tuple[float, float]]:
+        page = self.server.get("/metrics")
+        return {name: servers.histogram(page, name) for name in self.steps}
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self._step()
+
+    def _step(self) -> None:
+        now = self._read()
+        for name, (total, count) in now.items():
+            if count > self._last[name][1]:
+                self.steps[name].append((int(count - self._last[name][1]), total - self._last[name][0]))
+        self._last = now
+
+    def __enter__(self) -> _PerRequest:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def finish(self, name: str, requests: int) -> list[float | None]:
+        """The histogram's value (ms) per request, in the order the server booked them, None where a poll missed
+        one; waits (bounded) until the server has booked all ``requests``."""
+        deadline = time.monotonic() + 15
+        while sum(k for k, _ in self.steps[name]) < requests and time.monotonic() < deadline:
+            time.sleep(self.every_s)
+            self._step()
+        assert sum(k for k, _ in self.steps[name]) == requests, f"{name}: {self.steps[name]}, expected {requests}"
+        out: list[float | None] = []
+        for k, total in self.steps[name]:
+            out.extend([total * 1000] if k == 1 else [None] * k)
+        return out
 
 
 @pytest.mark.parametrize("api", APIS)
 def test_vllm_tpot_and_ttft_agree_with_server_metrics(vllm: Server, api: str, tmp_path: Path) -> None:
     """One user, so the server's per-request times and ours cover the same intervals: TPOT to within 0.1 ms;
-    our TTFT includes the HTTP hop and the server's request handling, so it is never below the server's."""
-    n = 4
-    before = vllm.get("/metrics")
-    run = _locust(tmp_path, vllm, "--llm-api", api, "-u", "1", "-r", "1", "--max-requests", str(n),
-                  prompts=PROMPTS_LONG)
+    our TTFT includes the HTTP hop and the server's request handling, so it is never below the server's.
+
+    Compared request by request, and judged on the median: on two cores shared by vLLM's engine, its front end and
+    Locust, the front end now and then hands a first token over tens of ms after the engine made it (the CPU is
+    busy with the next decode steps), which shortens that request's client-side decode window by as much; over
+    255 gaps one such request moves the mean of four by 0.1-0.3 ms (seen in CI), and the median not at all."""
+    n = 6
+    with _PerRequest(vllm) as server:
+        run = _locust(tmp_path, vllm, "--llm-api", api, "-u", "1", "-r", "1", "--max-requests", str(n),
+                      prompts=PROMPTS_LONG)
     rows = _ok(run, vllm)
     assert len(rows) == n
-    server_tpot, server_ttft = _server_means(vllm, before, n)
-    client_tpot = statistics.fmean(float(r["tpot_ms"]) for r in rows)
-    client_ttft = statistics.fmean(float(r["ttft_ms"]) for r in rows)
-    print(f"\nvLLM {api}: TPOT client {client_tpot:.4f} ms, server {server_tpot:.4f} ms, "
-          f"diff {client_tpot - server_tpot:+.4f} ms; TTFT client {client_ttft:.3f} ms, server {server_ttft:.3f} ms, "
-          f"diff {client_ttft - server_ttft:+.3f} ms")
-    assert abs(client_tpot - server_tpot) < 0.1
-    assert client_ttft >= server_ttft - 0.5
+    rows.sort(key=lambda r: int(r["t0_ns"]))  # one user: start order = first-token order = finishing order
+    pairs = {name: [(float(r[col]), v) for r, v in zip(rows, server.finish(name, n), strict=True) if v is not None]
+             for name, col in ((TPOT, "tpot_ms"), (TTFT, "ttft_ms"))}
+    assert all(len(p) >= n - 2 for p in pairs.values()), f"polls missed too many requests: {pairs}"
+    tpot_diff = [c - v for c, v in pairs[TPOT]]
+    ttft_diff = [c - v for c, v in pairs[TTFT]]
+    print(f"\nvLLM {api}: per request, client - server: TPOT "
+          + " ".join(f"{d:+.3f}" for d in tpot_diff) + " ms; TTFT " + " ".join(f"{d:+.2f}" for d in ttft_diff) + " ms")
+    assert abs(statistics.median(tpot_diff)) < 0.1
+    assert min(ttft_diff) >= -0.5
 
 
 def test_eight_users_for_twenty_seconds_have_no_failures(server: Server, tmp_path: Path) -> None:
