@@ -223,7 +223,8 @@ def add_arguments(parser: Any) -> None:
         env_var="LLM_SERVER_METRICS",
         include_in_web_ui=False,
         help="Prometheus metrics URL of the server under test, scraped every second into the reports (see "
-        "llm_locust/servermetrics/). Default: each target's /metrics, when it answers in Prometheus text",
+        "llm_locust/servermetrics/). Default: each self-hosted target's /metrics (never a hosted API's), when it "
+        "answers in Prometheus text",
     )
     _add(
         g,

@@ -36,11 +36,13 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from .protocols import PROTOCOLS, EndpointError, check_endpoint, check_host
 from .protocols.cloudflare import gateway_base
+from .protocols.cloudflare.gateway import GATEWAY_HOST
 from .reasoning import Reasoning, check_extra_body, parse_reasoning
 from .yamlfile import load_yaml
 
@@ -72,6 +74,14 @@ class TargetSpec:
 @cache
 def catalog() -> dict[str, Any]:
     return yaml.safe_load(CATALOG.read_text(encoding="utf-8"))
+
+
+def hosted_api(host: str) -> bool:
+    """Whether ``host`` (a host name) is a hosted API's: a catalog provider's host, a ``host_apis`` name (or a
+    name ending in it), or Cloudflare's. Nothing is scraped there by default (it is not the user's server)."""
+    cat = catalog()
+    known = {urlsplit(p["host"]).hostname or "" for p in cat["providers"].values()} | {GATEWAY_HOST}
+    return host in known or any(host.endswith(h) for h in (cat.get("host_apis") or {}))
 
 
 def expand_env(text: str, where: str) -> str:

@@ -144,6 +144,27 @@ def test_urls_are_shown_without_userinfo_or_query():
 # ---------------------------------------------------------------- the mock's /metrics
 
 
+def test_hosted_apis_are_not_scraped_by_default_and_self_hosted_servers_are():
+    """A good citizen: no /metrics GETs every second against a provider's API; the user's own servers are scraped."""
+    from types import SimpleNamespace as NS
+
+    pytest.importorskip("prometheus_client")
+    hosted = [NS(name=n, host=h) for n, h in [
+        ("openai", "https://api.openai.com/v1"), ("vertex", "https://us-central1-aiplatform.googleapis.com/v1"),
+        ("gateway", "https://gateway.ai.cloudflare.com/v1/acct/gw/openai"),
+        ("workers", "https://api.cloudflare.com/client/v4/accounts/acct/ai"),
+    ]]
+    opts = NS(no_server_metrics=False, server_metrics=None)
+    assert servermetrics.ServerMetrics.for_run(opts, hosted) is None
+    own = hosted + [NS(name="vllm", host="http://10.0.0.5:8000/v1")]
+    (scraper,) = servermetrics.ServerMetrics.for_run(opts, own).scrapers
+    assert scraper.url == "http://10.0.0.5:8000/metrics" and scraper.targets == ["vllm"]
+    # named explicitly, any URL is scraped
+    named = NS(no_server_metrics=False, server_metrics="https://api.openai.com/metrics")
+    explicit = servermetrics.ServerMetrics.for_run(named, hosted)
+    assert explicit is not None and explicit.scrapers[0].explicit
+
+
 def test_the_mock_serves_vllm_metrics_of_what_it_sent(mock_server):
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "8")
     scraper = servermetrics.Scraper(mock.url + "/metrics", ["t"], explicit=True)

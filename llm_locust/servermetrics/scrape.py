@@ -2,7 +2,9 @@
 
 * **Which URL.** ``--server-metrics URL`` (one scraper, for every target; :func:`check_url` validates it), else each
   target's own ``/metrics`` at the root of its host (:func:`default_url`; one scraper per distinct URL), used only
-  when it answers in Prometheus text; ``--no-server-metrics`` turns scraping off (:meth:`ServerMetrics.for_run`).
+  when it answers in Prometheus text, and never for a hosted API's host (a catalog provider's, Vertex AI's,
+  Cloudflare's: :func:`llm_locust.targets.hosted_api`; name its metrics URL with ``--server-metrics`` if it has
+  one); ``--no-server-metrics`` turns scraping off (:meth:`ServerMetrics.for_run`).
 * **When.** A baseline scrape at test start (:meth:`ServerMetrics.start`, before any user is spawned), one every
   :data:`SCRAPE_S` seconds from a greenlet, and a last one at test stop (:meth:`ServerMetrics.stop`, after the last
   request, holding the event loop), so that counter and histogram deltas between the first and the last scrape cover
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ..targets import hosted_api
 from .parse import NotPrometheus, Page, parse_page
 from .summary import hist_delta, source_section, vs_client, write_csv
 
@@ -231,7 +234,8 @@ class ServerMetrics:
             return cls([Scraper(url, [t.name for t in targets], explicit=True)])
         by_url: dict[str, list[str]] = {}
         for t in targets:
-            if urlsplit(t.host).scheme in ("http", "https"):
+            parts = urlsplit(t.host)
+            if parts.scheme in ("http", "https") and not hosted_api(parts.hostname or ""):
                 by_url.setdefault(default_url(t.host), []).append(t.name)
         return cls([Scraper(u, names, explicit=False) for u, names in by_url.items()]) if by_url else None
 
