@@ -306,3 +306,48 @@ def test_the_api_of_an_endpoint_url_comes_from_the_catalog():
     assert infer_api("https://europe-west4-aiplatform.googleapis.com/v1/projects/p/locations/l") == "vertex"
     assert infer_api("https://api.openai.com/v1/completions") == "openai-completions"  # the path says more
     assert infer_api("http://127.0.0.1:8000/v1/messages") == "anthropic"
+
+
+BAD_CONFIGS = {
+    "not a mapping": "- runs\n- 3\n",
+    "unknown key": "rnus: 3\n",
+    "a list for a plain value": "runs: [1, 2]\n",
+    "a mapping for a value": "model: {name: x}\n",
+    "a word for a number": "runs: many\n",
+    "a number for a switch": "parallel: 1\n",
+    "null value": "model: null\n",
+    "not yaml": "runs: [1,\n",
+    "alias bomb": "a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b]\n"
+                  "d: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n",
+    "deep nesting": "a: " + "[" * 200 + "]" * 200 + "\n",
+    "a bad choice": "output: xml\n",
+    "a lone surrogate": 'model: "\\ud800"\n',
+    "an infinite timeout": "timeout: .inf\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CONFIGS))
+def test_a_bad_config_file_is_one_line_and_exit_2(tmp_path, name):
+    """``llm-benchmark --config`` goes through the hardened YAML loader and argparse's checks of each value."""
+    from llm_locust.cli import UsageError, parse_args
+
+    path = tmp_path / "bench.yaml"
+    path.write_text(BAD_CONFIGS[name], encoding="utf-8")
+    try:
+        parse_args(["--config", str(path), "--mock-server"])
+    except UsageError as e:
+        assert "\n" not in str(e) and str(path) in str(e), str(e)
+    except SystemExit as e:  # argparse's own check of a value: its usage line and one error line, exit 2
+        assert e.code == 2
+    else:
+        pytest.fail(f"{name}: accepted")
+
+
+def test_a_config_file_of_every_kind_of_value_parses(tmp_path):
+    from llm_locust.cli import parse_args
+
+    path = tmp_path / "bench.yaml"
+    path.write_text("providers: [openai, anthropic]\nparallel: true\nplot: false\ntimeout: 30\nmax-tokens: 5\n")
+    args = parse_args(["--config", str(path), "--timeout", "12"])
+    assert args.providers == ["openai", "anthropic"] and args.parallel and not args.plot
+    assert args.timeout == 12.0 and args.max_tokens == 5

@@ -1,21 +1,23 @@
 """``llm-benchmark``'s arguments: the parser, a ``--config`` YAML file under the flags, and :class:`UsageError`.
 
 :func:`parse_args` reads the command line; with ``--config FILE`` it reads the file's options (long flag names,
-``-`` or ``_``) as defaults and parses again, so flags given on the command line win. Any problem with flags or
-keys is a :class:`UsageError`: one line, exit code 2, before any request.
+``-`` or ``_``; a switch as ``true``/``false``, a many-valued option as a list) with the hardened YAML loader, turns
+them into command-line words placed before the given flags, and parses again: argparse checks every value the way
+it checks flags, and flags given on the command line win. Any problem with the file or its keys is a
+:class:`UsageError`: one line, exit code 2, before any request.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
 from ..protocols import PROTOCOLS
 from ..targets import catalog
+from ..yamlfile import load_yaml
 
 #: the ``--all-<provider>`` flags (argparse dest -> catalog provider)
 PROVIDER_FLAGS = {
@@ -82,21 +84,43 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class ConfigFileError(ValueError):
+    """An unusable ``--config`` file (raised as a :class:`UsageError`)."""
+
+
+def _config_argv(parser: argparse.ArgumentParser, path: str) -> list[str]:
+    """The ``--config`` file's options as command-line words, so argparse checks each value as it checks flags.
+
+    Read by the hardened loader (:mod:`llm_locust.yamlfile`: size, nesting, aliases, encoding bounded)."""
+    try:
+        config = load_yaml(Path(path), ConfigFileError, "config file", "--config") or {}
+    except ConfigFileError as e:
+        raise UsageError(str(e)) from None
+    if not isinstance(config, dict):
+        raise UsageError(f"--config {path}: expected a mapping of option names to values, e.g. `runs: 3`")
+    actions = {a.dest: a for a in parser._actions if a.option_strings}
+    argv: list[str] = []
+    for key, value in config.items():
+        action = actions.get(str(key).replace("-", "_"))
+        if action is None or action.dest in ("config", "help"):
+            raise UsageError(f"--config {path}: unknown option {key!r}; use the long flag names (llm-benchmark --help)")
+        flag = action.option_strings[-1]
+        if action.nargs == 0:  # a switch
+            if not isinstance(value, bool):
+                raise UsageError(f"--config {path}: {key}: expected true or false (got {value!r})")
+            argv += [flag] if value else []
+            continue
+        values = value if isinstance(value, list) and action.nargs in ("+", "*") else [value]
+        if not values or any(isinstance(v, bool) or not isinstance(v, (str, int, float)) for v in values):
+            raise UsageError(f"--config {path}: {key}: expected a plain value (got {value!r})")
+        argv += [flag, *map(str, values)]
+    return argv
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.config:
-        try:
-            config = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise UsageError(f"--config {args.config}: cannot read it ({' '.join(str(e).split())})") from None
-        if not isinstance(config, dict):
-            raise UsageError(f"--config {args.config}: expected a mapping of option names to values")
-        known = {a.dest for a in parser._actions}
-        config = {k.replace("-", "_"): v for k, v in config.items()}
-        unknown = sorted(set(config) - known - {"config"})
-        if unknown:
-            raise UsageError(f"--config {args.config}: unknown option(s) {unknown}; use the long flag names")
-        parser.set_defaults(**config)
-        args = parser.parse_args(argv)  # flags on the command line win over the file
+        words = list(sys.argv[1:] if argv is None else argv)
+        args = parser.parse_args(_config_argv(parser, args.config) + words)  # flags on the command line win
     return args
