@@ -351,3 +351,30 @@ def test_a_config_file_of_every_kind_of_value_parses(tmp_path):
     args = parse_args(["--config", str(path), "--timeout", "12"])
     assert args.providers == ["openai", "anthropic"] and args.parallel and not args.plot
     assert args.timeout == 12.0 and args.max_tokens == 5
+
+
+BAD_ENV_FILES = {
+    "not utf-8": b"OPENAI_API_KEY=\xff\xfe\n",
+    "a nul byte": b"OPENAI_API_KEY=a\x00b\n",
+    "a directory": None,
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_ENV_FILES))
+def test_a_bad_env_file_is_one_line_and_exit_2(tmp_path, name):
+    env_file = tmp_path / ".env"
+    if BAD_ENV_FILES[name] is None:
+        env_file.mkdir()
+    else:
+        env_file.write_bytes(BAD_ENV_FILES[name])
+    run = bench(tmp_path, "--locust-options")
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("llm-benchmark: error: ") and ".env" in lines[0], run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_env_file_lines_that_cannot_be_parsed_are_warned_about_and_the_rest_is_used(tmp_path):
+    (tmp_path / ".env").write_text("=oops\n'unclosed\nLOG_LEVEL=WARNING\n\x1b[31m\n" + "x" * 10_000 + "\n")
+    run = bench(tmp_path, "--locust-options")
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr

@@ -33,7 +33,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .args import UsageError, build_parser, parse_args
+from .args import UsageError, build_parser, load_env_file, parse_args
 from .launch import run
 from .output import emit, load_summary, provider_table, write_benchmark_log, write_request_logs
 from .plan import BenchPlan, infer_api, plan
@@ -52,9 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return compare_main(args_in[1:])
     err_console = Console(stderr=True)
     try:
-        from dotenv import load_dotenv
-
-        load_dotenv(Path.cwd() / ".env", override=False)
+        load_env_file(Path.cwd() / ".env")
         args = parse_args(args_in)
         if args.locust_options:
             from ..options import describe

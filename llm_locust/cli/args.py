@@ -10,6 +10,7 @@ it checks flags, and flags given on the command line win. Any problem with the f
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -82,6 +83,30 @@ def build_parser() -> argparse.ArgumentParser:
                      help="list every llm-locust option of the locustfile (locust -f locustfile.py ...) with its "
                      "default and environment variable, and exit")
     return p
+
+
+def load_env_file(path: Path) -> None:
+    """Set the variables of a ``.env`` file that the environment does not already have (python-dotenv; a line it
+    cannot parse is one warning from it). A file that is no UTF-8 text, too large or unreadable is a UsageError."""
+    from dotenv import load_dotenv
+
+    from ..yamlfile import MAX_BYTES
+
+    if not path.exists():
+        return
+    try:
+        if not path.is_file():
+            raise UsageError(f"{path}: not a file; remove it or make it a .env file of NAME=value lines")
+        if path.stat().st_size > MAX_BYTES:
+            raise UsageError(f"{path}: over {MAX_BYTES // 2**20} MiB; a .env file holds a few NAME=value lines")
+        text = path.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read it ({e.strerror or e}); check its permissions") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path}: byte {e.start}: not UTF-8 text; save the file as UTF-8") from None
+    if "\x00" in text:
+        raise UsageError(f"{path}: holds a NUL byte; a .env file holds NAME=value lines of text")
+    load_dotenv(stream=io.StringIO(text), override=False)
 
 
 class ConfigFileError(ValueError):
