@@ -378,3 +378,14 @@ def test_env_file_lines_that_cannot_be_parsed_are_warned_about_and_the_rest_is_u
     (tmp_path / ".env").write_text("=oops\n'unclosed\nLOG_LEVEL=WARNING\n\x1b[31m\n" + "x" * 10_000 + "\n")
     run = bench(tmp_path, "--locust-options")
     assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+
+
+@pytest.mark.parametrize(("slo", "code", "verdict"), [("ttft_p99=60s,error_rate=0%", 0, "SLO: PASS"),
+                                                       ("ttft_p50=0.001ms", 4, "SLO: FAIL")])
+def test_slo_passes_through_to_the_run_and_sets_the_exit_code(tmp_path, prompts, mock_server, slo, code, verdict):
+    mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "5")
+    run = bench(tmp_path, "--endpoint", f"{mock.url}/v1", "--model", "m", "--runs", "2", "--slo", slo)
+    assert run.returncode == code, run.stderr
+    assert verdict in run.stdout
+    summary = json.loads((_folder(tmp_path) / "summary.json").read_text())
+    assert summary["slo"]["pass"] is (code == 0)

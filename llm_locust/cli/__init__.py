@@ -16,7 +16,8 @@ CSV on stdout, nothing else there), and adds to the run's report folder the per-
 (``<provider>_requests_log.csv``), ``all_requests_log.csv``, the run log ``benchmark_<timestamp>.log`` and, with
 ``--plot``, PNG charts. Keys come from the environment or a ``.env`` file (``cp .env.example .env``).
 
-Exit codes: 0 all requests succeeded, 1 some failed, 2 bad flags or missing keys (before any request).
+Exit codes (docs/slo.md): 0 all requests succeeded, 1 some failed, 2 bad flags or missing keys (before any
+request); with ``--slo`` the objectives are the verdict: 0 they held, 4 one failed.
 
 ``llm-benchmark compare RUN_A RUN_B`` compares two finished runs instead (:mod:`.compare`; exit 4 on a regression).
 
@@ -33,6 +34,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..slo import EXIT_SLO_FAILED
 from .args import UsageError, build_parser, load_env_file, parse_args
 from .launch import run
 from .output import emit, load_summary, provider_table, write_benchmark_log, write_request_logs
@@ -76,4 +78,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"llm-benchmark: error: {e}", file=sys.stderr)
             return 2
     emit(args.output, folder, summary, Console(width=None if sys.stdout.isatty() else 200))
+    if summary.get("slo"):  # with objectives, they are the verdict (failed requests count in error_rate)
+        return 0 if summary["slo"]["pass"] else EXIT_SLO_FAILED
     return 1 if summary["overall"]["failures"] else 0

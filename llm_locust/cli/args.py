@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default: 120)")
     run.add_argument("--report-dir", default="reports", help="where the run's report folder goes (default: reports)")
     run.add_argument("--prices", help="YAML price file overriding genai-prices (see docs/reports.md)")
+    run.add_argument("--slo", default=None,
+                     help='service-level objectives, e.g. "ttft_p99=500ms,error_rate=1%%" (docs/slo.md): the verdict '
+                     "is printed and the exit code is 4 when one fails")
     run.add_argument("--plot", action="store_true", help="write PNG charts of TTFT, tokens/s and cost")
     run.add_argument("--verbose", action="store_true", help="verbose logging (same as --log-level DEBUG)")
     run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],

@@ -80,6 +80,8 @@ def run(args: argparse.Namespace, p: BenchPlan, console: Any) -> tuple[Path, int
         cmd += ["--token-limit", str(p.token_limit)]
     if args.prices:
         cmd += ["--prices", str(args.prices)]
+    if args.slo:
+        cmd += ["--slo", args.slo]
     total = per_target * len(p.targets)
     env = {**p.env, "PYTHONPATH": os.pathsep.join([str(LOCUSTFILE.parents[1]), p.env.get("PYTHONPATH", "")])}
     env.pop(runinfo.ENV_VAR, None)  # the flag names the file; an inherited variable must not point elsewhere

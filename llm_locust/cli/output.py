@@ -136,3 +136,7 @@ def emit(output: str, folder: Path, summary: dict[str, Any], console: Any) -> No
         sys.stdout.write((folder / "summary.csv").read_text(encoding="utf-8"))
     else:
         print_text(folder, table, console)
+        if summary.get("slo"):
+            from ..slo import render
+
+            print(render(summary["slo"]))
