@@ -7,7 +7,8 @@
 Contents, top to bottom: the verdicts (run validity, the ``--slo`` objectives, a capacity search's answer), the run's
 metadata, a table per prompt, the capacity-search curve (latency against throughput per level, the knee - the
 largest level that held - marked), the TTFT/TPOT/E2E distributions (p50 and p99 marked), the time series of latency
-and output throughput with the user count, and failed requests by error class over time. The time series come from
+and output throughput with the user count, failed requests by error class over time, and the server's own metrics
+over time when they were scraped (:func:`server_charts`, the web UI's charts). The time series come from
 the records' wall-clock start times (comparable across workers) and the live view's user counts.
 
 Nothing secret goes in: no request or response text, no error message (only error classes), no header; and every
@@ -341,6 +342,24 @@ def _time_series(df: pd.DataFrame, history: list[dict[str, Any]], started: float
     return "\n".join(out)
 
 
+def server_charts(sources: list[dict[str, Any]]) -> str:
+    """The server's own metrics over the run (:func:`llm_locust.servermetrics.series`), as the web UI's charts page
+    draws them (:data:`llm_locust.servermetrics.CHARTS`): per source, the charts it has data for."""
+    from .servermetrics import CHARTS
+
+    out = []
+    for src in sources:
+        points = src.get("points") or []
+        xs = [float(p["time"]) for p in points]
+        where = f" · {src.get('server', 'unknown')}" + (f" ({', '.join(src['targets'])})" if len(sources) > 1 else "")
+        for chart in CHARTS:
+            lines = [(s["label"], xs, [p.get(s["key"]) for p in points]) for s in chart["series"]]
+            lines = [line for line in lines if any(v is not None for v in line[2])]
+            if lines:
+                out.append(line_chart(chart["title"] + where, "seconds", "", lines))
+    return "\n".join(out)
+
+
 def capacity_chart(cap: dict[str, Any]) -> str:
     """Latency (TTFT p99) against throughput (output tokens/s) per level; the knee (largest level that held)."""
     levels = sorted(cap["levels"], key=lambda r: r["users"])
@@ -369,8 +388,11 @@ figure.empty{width:560px}figure.empty p{color:#6b7280}
 """
 
 
-def render(summary: dict[str, Any], df: pd.DataFrame, history: list[dict[str, Any]], started: float | None) -> str:
-    """The report's HTML text (see the module docstring)."""
+def render(
+    summary: dict[str, Any], df: pd.DataFrame, history: list[dict[str, Any]], started: float | None,
+    server: list[dict[str, Any]] = (),
+) -> str:
+    """The report's HTML text (see the module docstring); ``server``: the server's metrics series, if scraped."""
     run = summary["run"]
     title = f"llm-locust run {run.get('run_id', '')}: {run.get('model', '')} @ {run.get('host', '')}"
     parts = [
@@ -391,6 +413,10 @@ def render(summary: dict[str, Any], df: pd.DataFrame, history: list[dict[str, An
         "<h2>Per prompt</h2>", _prompts(summary),
         "<h2>Distributions</h2>", f'<div class="charts">{_distributions(df)}</div>',
         "<h2>Over time</h2>", f'<div class="charts">{_time_series(df, history, started)}</div>',
+    ]
+    if charts := server_charts(list(server)):
+        parts += ["<h2>The server's metrics</h2>", f'<div class="charts">{charts}</div>']
+    parts += [
         "<h2>Run</h2>", _meta(summary),
         '<p class="note">Written by llm-locust; self-contained (no network). Definitions: docs/metrics.md, '
         "docs/slo.md.</p></body></html>",
@@ -400,10 +426,10 @@ def render(summary: dict[str, Any], df: pd.DataFrame, history: list[dict[str, An
 
 def write(
     path: Path, summary: dict[str, Any], df: pd.DataFrame, history: list[dict[str, Any]], started: float | None,
-    secrets: tuple[str, ...] = (),
+    secrets: tuple[str, ...] = (), server: list[dict[str, Any]] = (),
 ) -> None:
     """Write ``report.html``; any of ``secrets`` that would appear is replaced by ``***``."""
-    text = render(summary, df, history, started)
+    text = render(summary, df, history, started, server)
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***").replace(_e(secret), "***")

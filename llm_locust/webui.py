@@ -219,6 +219,7 @@ class LLMWebUI:
             "server": servermetrics.series(run.server, run.live.started if run.live is not None else None)
             if run is not None
             else [],
+            "server_charts": servermetrics.CHARTS,
             "llm_locust_version": __version__,
         }
         return _no_store(jsonify(body))

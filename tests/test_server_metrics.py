@@ -216,6 +216,10 @@ def test_a_run_against_the_mock_has_the_server_section_and_server_tpot_equals_ou
     assert len(rows) == 1 + src["scrapes"]
     assert "Server metrics (vllm" in (run.folder / "summary.txt").read_text()
     assert "TPOT mean: server" in run.stdout + run.stderr
+    # and its charts in the HTML report, as on the web UI's charts page (the same definitions)
+    page = (run.folder / "report.html").read_text()
+    assert "<h2>The server's metrics</h2>" in page
+    assert "Server: running and waiting requests · vllm" in page and "Server: tokens/s (its counters) · vllm" in page
 
 
 def test_an_unreachable_metrics_url_is_one_warning_and_the_run_goes_on(locust_run):
@@ -370,3 +374,4 @@ def test_stats_json_carries_the_server_series():
     assert src["server"] == "vllm" and [p["time"] for p in src["points"]] == [1.0, 2.0]
     assert src["points"][1]["requests_running"] == 5.0 and src["points"][1]["preemptions_per_s"] == 0.0
     assert json.dumps(src)  # plain JSON for the charts page
+    assert json.dumps(servermetrics.CHARTS) and {c["id"] for c in servermetrics.CHARTS} >= {"server-queue", "server-kv"}

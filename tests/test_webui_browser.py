@@ -203,7 +203,9 @@ def _download(page, link_name: str, folder: Path) -> Path:
 
 
 def _wait_charts(page, min_points: int = 2) -> dict[str, int]:
-    series = ["ttft_p50_ms", "ttft_p95_ms", "tpot_p50_ms", "output_tokens_per_s", "users"]
+    # ours, then the server's (its /metrics, scraped by default: the mock serves vLLM's names)
+    series = ["ttft_p50_ms", "ttft_p95_ms", "tpot_p50_ms", "output_tokens_per_s", "users", "requests_running",
+              "generation_tokens_per_s"]
     script = """(series) => Object.fromEntries(series.map(s => [s, Math.max(0, ...[...document.querySelectorAll(
         `svg g[data-series="${s}"]`)].map(g => g.querySelectorAll("polyline").length ? +g.dataset.points : 0))]))"""
     deadline = time.monotonic() + 20

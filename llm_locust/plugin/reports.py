@@ -161,7 +161,8 @@ def write_run_reports(
         capacity.write_csv(folder / "capacity.csv", summary["capacity"])
     history = list(run.live.history) if run.live else []
     started = run.live.started if run.live else None
-    htmlreport.write(folder / htmlreport.FILENAME, summary, df, history, started, run.secrets())
+    htmlreport.write(folder / htmlreport.FILENAME, summary, df, history, started, run.secrets(),
+                     servermetrics.series(run.server, started))
     if getattr(opts, "run_info", None):
         runinfo.write(opts.run_info, run.run_id, folder, done=True)
     head, _, reports_line = render_console(summary, folder).rpartition("\n")

@@ -51,6 +51,7 @@ from .scrape import (
                      redact_url,
 )
 from .summary import (
+                     CHARTS,
                      COMPARED,
                      CSV_NAME,
                      PERCENTILES,
@@ -65,7 +66,8 @@ from .summary import (
 )
 
 __all__ = [
-    "COMPARED", "CSV_NAME", "MAX_BYTES", "MAX_POINTS", "MAX_SERIES", "PERCENTILES", "SCRAPE_S", "SERVERS", "TIMEOUT_S",
+    "CHARTS", "COMPARED", "CSV_NAME", "MAX_BYTES", "MAX_POINTS", "MAX_SERIES", "PERCENTILES", "SCRAPE_S", "SERVERS",
+    "TIMEOUT_S",
     "Curated", "Hist", "NotPrometheus", "Page", "Scraper", "ServerMetrics", "check_url", "default_url", "detect",
     "hist_delta", "hist_figures", "hist_quantile", "parse_page", "redact_url", "render_text", "series",
     "source_section", "vs_client", "write_csv",

@@ -141,6 +141,25 @@ def vs_client(source: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+#: the charts of the server's time series, drawn by the web UI's charts page (sent in stats.json) and the HTML
+#: report: per chart an id, a title and its series (a :func:`series` point key, a label, a colour)
+CHARTS: tuple[dict[str, Any], ...] = (
+    {"id": "server-queue", "title": "Server: running and waiting requests", "series": [
+        {"key": "requests_running", "label": "running", "color": "#6a1b9a"},
+        {"key": "requests_waiting", "label": "waiting", "color": "#c62828"}]},
+    {"id": "server-latency", "title": "Server: TTFT, TPOT and queue time, mean per scrape (ms)", "series": [
+        {"key": "ttft_ms", "label": "TTFT", "color": "#1976d2"},
+        {"key": "tpot_ms", "label": "TPOT", "color": "#2e7d32"},
+        {"key": "queue_time_ms", "label": "queue", "color": "#c62828"}]},
+    {"id": "server-kv", "title": "Server: KV-cache usage (0-1) and preemptions/s", "series": [
+        {"key": "kv_cache_usage", "label": "KV cache", "color": "#00838f"},
+        {"key": "preemptions_per_s", "label": "preemptions/s", "color": "#d84315"}]},
+    {"id": "server-tokens", "title": "Server: tokens/s (its counters)", "series": [
+        {"key": "generation_tokens_per_s", "label": "generation", "color": "#ef6c00"},
+        {"key": "prompt_tokens_per_s", "label": "prompt", "color": "#5d4037"}]},
+)
+
+
 def series(server: ServerMetrics | None, started: float | None = None) -> list[dict[str, Any]]:
     """The time series for charts: per source, its ``targets``, ``server`` and ``points`` (each with ``time``:
     seconds since ``started``, unix seconds, default the first point's; then gauges, counters, ``<counter>_per_s``

@@ -12,23 +12,6 @@
     {id: "tps", title: "Output tokens/s (all users)", series: [
       {key: "output_tokens_per_s", label: "tokens/s", color: "#ef6c00"}]}
   ];
-  // the server's own metrics (stats.json "server": a source per metrics URL, a point per scrape); drawn when present
-  var SERVER_CHARTS = [
-    {id: "server-queue", title: "Server: running and waiting requests", series: [
-      {key: "requests_running", label: "running", color: "#6a1b9a"},
-      {key: "requests_waiting", label: "waiting", color: "#c62828"}]},
-    {id: "server-latency", title: "Server: TTFT, TPOT and queue time, mean per scrape (ms)", series: [
-      {key: "ttft_ms", label: "TTFT", color: "#1976d2"},
-      {key: "tpot_ms", label: "TPOT", color: "#2e7d32"},
-      {key: "queue_time_ms", label: "queue", color: "#c62828"}]},
-    {id: "server-kv", title: "Server: KV-cache usage (0-1) and preemptions/s", series: [
-      {key: "kv_cache_usage", label: "KV cache", color: "#00838f"},
-      {key: "preemptions_per_s", label: "preemptions/s", color: "#d84315"}]},
-    {id: "server-tokens", title: "Server: tokens/s (its counters)", series: [
-      {key: "generation_tokens_per_s", label: "generation", color: "#ef6c00"},
-      {key: "prompt_tokens_per_s", label: "prompt", color: "#5d4037"}]}
-  ];
-
   function el(name, attrs, parent) {
     var e = document.createElementNS(SVG, name);
     Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
@@ -142,9 +125,11 @@
       : "Waiting for the first points\u2026";
     document.body.setAttribute("data-points", history.length);
     CHARTS.forEach(function (c) { draw(c, history); });
+    // the server's own metrics (stats.json "server": a source per metrics URL, a point per scrape), drawn when
+    // present, as stats.json's "server_charts" say (llm_locust/servermetrics/summary.py CHARTS, the one definition)
     (data.server || []).forEach(function (src, i) {
       var points = src.points || [];
-      SERVER_CHARTS.forEach(function (c) {
+      (data.server_charts || []).forEach(function (c) {
         var present = c.series.filter(function (s) { return points.some(function (p) { return p[s.key] != null; }); });
         if (!present.length) { return; }
         var label = " \u00b7 " + src.server + (data.server.length > 1 ? " (" + src.targets.join(", ") + ")" : "");
