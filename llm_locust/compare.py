@@ -13,6 +13,9 @@ their ``summary.json`` files; a folder's ``requests.csv`` is read when it is the
   gap (the CSV holds no single gaps).
 * **Regression**: worse by more than ``threshold`` percent (default 10) and, where it could be tested, significant.
   Any regression makes the exit code :data:`~llm_locust.slo.EXIT_SLO_FAILED` (4), so it can gate CI.
+* **Validity**: each run's own ``run.valid`` verdict (:mod:`llm_locust.validity`) is carried into the document
+  (``validity``) and a run that its load generator distorted is named under the table: its differences may be the
+  generator's, not the server's. It does not change the exit code.
 """
 
 from __future__ import annotations
@@ -179,10 +182,17 @@ def compare(a: Run, b: Run, threshold_pct: float = 10.0, metrics: tuple[Metric, 
         "a": str(a.path),
         "b": str(b.path),
         "threshold_pct": threshold_pct,
+        "validity": {"a": _validity(a), "b": _validity(b)},
         "noise_test": f"bootstrap, {BOOTSTRAP} resamples, 95% interval of the difference",
         "rows": rows,
         "regressions": [r for r in rows if r["regression"]],
     }
+
+
+def _validity(run: Run) -> dict[str, Any]:
+    """The run's own verdict on its load generator (summary.json ``run.valid``; None for runs that predate it)."""
+    r = run.summary.get("run") or {}
+    return {"valid": r.get("valid"), "warnings": list((r.get("validity") or {}).get("warnings") or [])}
 
 
 def render(doc: dict[str, Any]) -> str:
@@ -203,6 +213,11 @@ def render(doc: dict[str, Any]) -> str:
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
     fmt = "  ".join(f"{{:<{w}}}" if i in (0, 1, 5, 6) else f"{{:>{w}}}" for i, w in enumerate(widths))
     lines = [f"A: {doc['a']}", f"B: {doc['b']}", fmt.format(*head), *(fmt.format(*x) for x in body)]
+    for side, v in (doc.get("validity") or {}).items():
+        if v["valid"] is False:
+            lines.append(f"Run {side.upper()} is not valid (its load generator distorted it: "
+                         f"{'; '.join(v['warnings'][:2]) or 'see its summary.json'}): differences may be the "
+                         "generator's, not the server's; rerun it with more processes")
     n = len(doc["regressions"])
     lines.append(
         f"{n} regression(s) beyond {doc['threshold_pct']:g}% and the noise: "

@@ -254,6 +254,19 @@ def test_compare_does_not_flag_a_repeat_of_the_same_run(three_runs):
     assert all(r["interval"] is not None for r in doc["rows"] if r["a"] is not None)  # tested against the noise
 
 
+def test_compare_names_a_run_its_load_generator_distorted(tmp_path, three_runs):
+    for name, valid in (("a", True), ("a2", False)):  # the runs' own verdicts depend on this machine's load: set
+        doc = json.loads((three_runs[name] / "summary.json").read_text())
+        doc["run"]["valid"] = valid
+        doc["run"]["validity"] = {"warnings": [] if valid else ["local at 99% CPU, loop lag p99 30.0 ms: TTFT late"]}
+        (tmp_path / f"{name}.json").write_text(json.dumps(doc))
+    res = bench("compare", str(tmp_path / "a.json"), str(tmp_path / "a2.json"), "--output", "json")
+    out = json.loads(res.stdout)
+    assert out["validity"]["a"]["valid"] is True and out["validity"]["b"]["valid"] is False
+    text = bench("compare", str(tmp_path / "a.json"), str(tmp_path / "a2.json")).stdout
+    assert "Run B is not valid" in text and "99% CPU" in text and "Run A is not valid" not in text
+
+
 def test_compare_of_runs_with_nothing_in_common_is_one_line_exit_2(tmp_path, three_runs):
     other = json.loads((three_runs["a"] / "summary.json").read_text())
     for p in other["prompts"]:
