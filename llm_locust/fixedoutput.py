@@ -9,8 +9,8 @@ such field: :func:`startup_note` says so once at start-up, the limit alone is se
 
 The record keeps the length asked in ``output_tokens_asked``. :func:`shortfall` is a summary group's
 ``output_shortfall``: over its successful requests that asked a length, how many got another (``missed``), their
-share and the mean shortfall (asked − got, over the missed ones; negative when answers ran longer). :func:`warning`
-is one line when more than :data:`WARN_SHARE` of the run missed (AIPerf's rule).
+share, the mean shortfall (asked − got, over the missed ones; negative when answers ran longer) and ``flagged``
+(more than :data:`WARN_SHARE` missed, AIPerf's rule), when :func:`warning` is one line in every report.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 #: above this share of requests whose output length missed what was asked, the reports warn
 WARN_SHARE = 0.05
+_NONE_ASKED = {"asked": 0, "missed": 0, "missed_share": None, "mean_shortfall": None, "flagged": False}
 
 
 def startup_note(apis: list[str]) -> str | None:
@@ -40,13 +41,13 @@ def shortfall(ok: pd.DataFrame) -> dict[str, Any]:
     import numpy as np
 
     if "output_tokens_asked" not in ok.columns or not len(ok):
-        return {"asked": 0, "missed": 0, "missed_share": None, "mean_shortfall": None}
+        return dict(_NONE_ASKED)
     asked = ok["output_tokens_asked"].to_numpy(dtype=np.float64, na_value=np.nan)
     got = ok["output_tokens"].to_numpy(dtype=np.float64, na_value=np.nan)
     has = ~np.isnan(asked)
     n = int(has.sum())
     if not n:
-        return {"asked": 0, "missed": 0, "missed_share": None, "mean_shortfall": None}
+        return dict(_NONE_ASKED)
     short = asked[has] - np.nan_to_num(got[has], nan=0.0)
     miss = short != 0
     missed = int(miss.sum())
@@ -55,6 +56,7 @@ def shortfall(ok: pd.DataFrame) -> dict[str, Any]:
         "missed": missed,
         "missed_share": missed / n,
         "mean_shortfall": float(short[miss].mean()) if missed else None,
+        "flagged": missed / n > WARN_SHARE,
     }
 
 
@@ -71,7 +73,7 @@ def line(group: dict[str, Any]) -> str | None:
 def warning(summary: dict[str, Any]) -> str | None:
     """One line when more than :data:`WARN_SHARE` of the run's requests missed the output length asked."""
     s = summary["overall"].get("output_shortfall") or {}
-    if not s.get("asked") or (s["missed_share"] or 0) <= WARN_SHARE:
+    if not s.get("flagged"):
         return None
     return (
         f"WARNING: {s['missed']} of {s['asked']} requests ({s['missed_share']:.0%}) got an output length other than "

@@ -8,8 +8,10 @@ one per run, on :attr:`llm_locust.run.LLMRun.warmup`), and booked in the record'
 
 * a count: the first N requests this load-generator process sends (like ``--max-requests``, per process: with W
   workers, W × N requests are warm-up; ``--max-requests`` counts them too);
-* a duration: every request sent within that long of the process's test start (on a master/worker run each
-  worker counts from its own test start, which the master's spawn message starts at the same moment).
+* a duration: every request sent within that long of the first request this process sent (counted from the
+  first request rather than the test start, so that a slow spawn does not eat the warm-up; on a master/worker run
+  each worker counts from its own first request, which the master's spawn message starts at about the same
+  moment).
 
 Warm-up records go to ``requests.csv`` (``warmup`` = ``True``) and fire their Locust request event like every
 request, so Locust's own request statistics include them; everything llm-locust computes leaves them out: the
@@ -76,18 +78,23 @@ def parse(value: Any) -> Spec:
 class Warmup:
     """One process's warm-up of one run: :meth:`take` when a request is sent says whether it is warm-up."""
 
-    def __init__(self, spec: Spec | None = None, started_ns: int | None = None) -> None:
+    def __init__(self, spec: Spec | None = None) -> None:
         self.spec = spec or Spec()
         self._left = self.spec.requests
-        start = time.perf_counter_ns() if started_ns is None else started_ns
-        self._until_ns = start + int(self.spec.seconds * 1e9) if self.spec.seconds else 0
+        self._until_ns: int | None = None  # a duration's end, set by the first request
         self.taken = 0  # warm-up requests sent so far
 
     def take(self) -> bool:
         """Whether the request being sent now is a warm-up request (counts it if so)."""
         if self._left > 0:
             self._left -= 1
-        elif not (self._until_ns and time.perf_counter_ns() < self._until_ns):
+        elif self.spec.seconds:
+            now = time.perf_counter_ns()
+            if self._until_ns is None:
+                self._until_ns = now + int(self.spec.seconds * 1e9)
+            if now >= self._until_ns:
+                return False
+        else:
             return False
         self.taken += 1
         return True
