@@ -7,6 +7,8 @@ marks the first requests only; bad values end the run at start-up with one line 
 
 from __future__ import annotations
 
+import csv
+import json
 from array import array
 from datetime import datetime
 
@@ -17,6 +19,7 @@ from llm_locust import slo, warmup
 from llm_locust.measure.record import FIELDS
 from llm_locust.report import summarize
 from llm_locust.table import RecordTable
+from tests.conftest import free_port
 
 PROMPTS = "tests/data/prompts_small.yaml"
 MOCK = "--ttft-ms 5 --itl-ms 1 --output-tokens 8"
@@ -158,3 +161,22 @@ def test_bad_values_exit_2_with_one_line(locust_run, value):
     lines = [line for line in run.stderr.splitlines() if line.startswith("llm-locust: error:")]
     assert len(lines) == 1 and "--warmup" in lines[0] and "30s" in lines[0]
     assert "Traceback" not in run.stderr
+
+
+def test_warm_up_by_count_is_per_load_generator_process(tmp_path, mock_server, locust_run):
+    """Master and two workers (--processes 2): each worker marks its own first 2 requests, the master's reports
+    leave all 4 out."""
+    mock = mock_server("--ttft-ms", "10", "--itl-ms", "2", "--output-tokens", "6")
+    port = str(free_port())
+    run = locust_run("--processes", "2", "--master-bind-port", port, "--master-port", port,
+                     "-u", "4", "-r", "4", "-t", "4s", "-H", mock.url, "--model", "m", "--warmup", "2",
+                     "--prompt-file", PROMPTS, json_stats=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    folder = next(p for p in run.report_dir.iterdir() if p.name != "workers")
+    with (folder / "requests.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    summary = json.loads((folder / "summary.json").read_text())
+    warm = [r for r in rows if r["warmup"] == "True"]
+    assert len(warm) == 4 and summary["run"]["window"]["warmup_requests"] == 4
+    done = [r for r in rows if r["status"] != "cancelled" and r["warmup"] == "False"]
+    assert summary["overall"]["requests"] == len(done) > 0
