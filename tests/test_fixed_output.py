@@ -104,10 +104,12 @@ def test_summary_counts_the_shortfall_and_warns_above_five_percent():
 
 def _run(mock_server, locust_run, *extra: str):
     mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", str(LIMIT), "--early-eos", "0.5")
-    return locust_run(
+    run = locust_run(
         "-u", "3", "-r", "3", "--max-requests", "12", "-H", mock.url, "--model", "mock-model",
         "--token-limit", str(LIMIT), "--prompt-file", PROMPTS, *extra,
     )
+    run.sent = mock.sent()
+    return run
 
 
 def test_without_fixed_output_the_early_answers_are_counted_and_flagged(mock_server, locust_run):
@@ -116,6 +118,7 @@ def test_without_fixed_output_the_early_answers_are_counted_and_flagged(mock_ser
     rows = [r for r in run.requests() if r["status"] == "ok"]
     assert len(rows) == 12 and all(r["output_tokens_asked"] == "" for r in rows)
     assert any(int(r["output_tokens"]) < LIMIT for r in rows)  # the mock stopped some early
+    assert len(run.sent) == 12 and all(s["length_asked"] is None for s in run.sent)
     short = run.summary()["overall"]["output_shortfall"]
     assert short["asked"] == 0  # nothing was asked for: nothing to flag
 
@@ -126,6 +129,8 @@ def test_fixed_output_gets_every_answer_to_the_limit(mock_server, locust_run):
     rows = [r for r in run.requests() if r["status"] == "ok"]
     assert len(rows) == 12
     assert all(int(r["output_tokens"]) == LIMIT and int(r["output_tokens_asked"]) == LIMIT for r in rows)
+    # on the wire: every request carried ignore_eos and min_tokens = the limit
+    assert len(run.sent) == 12 and all(s["length_asked"] == f"ignore_eos,min_tokens:{LIMIT}" for s in run.sent)
     summary = run.summary()
     assert summary["overall"]["output_shortfall"] == {"asked": 12, "missed": 0, "missed_share": 0.0,
                                                       "mean_shortfall": None, "flagged": False}

@@ -5,6 +5,7 @@ style (an in-process server in its own thread), plus the client's own parsing of
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -103,6 +104,18 @@ def test_max_batch_queues_requests_beyond_the_batch():
         with ThreadPoolExecutor(2) as pool:
             (a_first, a_last), (b_first, b_last) = sorted(pool.map(one, range(2)))
         assert b_first >= a_last
+
+
+def test_the_send_log_shows_what_was_asked_cached_and_queued(tmp_path):
+    log = tmp_path / "send.jsonl"
+    with mock(prefix_cache_blocks=100, max_batch=2, send_log=str(log)) as srv:
+        msgs = [{"role": "user", "content": LONG}]
+        chat(srv.url, msgs, max_tokens=8, ignore_eos=True, min_tokens=8)
+        chat(srv.url, msgs, max_tokens=8)
+    first, second = (json.loads(line) for line in log.read_text().splitlines())
+    assert first["length_asked"] == "ignore_eos,min_tokens:8" and second["length_asked"] is None
+    assert first["cached_tokens"] == 0 and second["cached_tokens"] == 32
+    assert first["t_admitted_ns"] >= first["t_recv_ns"]
 
 
 def test_bad_values_of_the_new_options():

@@ -71,7 +71,9 @@ def run_generation(
     if inflight is not None:
         inflight[seq] = rec
     rec.protocol = target.proto.name
-    t_start = queue.admit() if queue is not None else req.t_recv_ns
+    t_start = req.t_recv_ns
+    if queue is not None:
+        t_start = rec.t_admitted_ns = queue.admit()
     try:
         keep = _run(cfg, stats, conn, req, target, seq, rec, t_start, cache)
     except OSError:  # the client went away before the reply began
@@ -165,12 +167,14 @@ def _run(
         rec.fault = fault
     rec.model, rec.stream, rec.prompt_tokens = greq.model, greq.stream, greq.prompt_tokens
     rec.reasoning_asked = greq.reasoning_asked
+    rec.length_asked = length_asked(greq)
     script = make_script(cfg, t_start_ns, seq, greq.limit, reasoning_wanted(cfg, greq, proto), stats["active"] - 1,
                          greq.ignore_eos, greq.min_tokens)
     rec.finish_reason = script.finish_reason
     reply = Reply(seq, rec.request_id, int(time.time()), greq.prompt_tokens, req.t_recv_ns,
                   tokens=script.tokens, reasoning_tokens=script.reasoning_tokens,
                   finish_reason=script.finish_reason, cached_tokens=cached_prefix(cache, proto, body))
+    rec.cached_tokens = reply.cached_tokens
     try:
         if greq.stream:
             keep = _stream(cfg, stats, conn, proto, greq, reply, script, fault, rec, extra, keep)
@@ -180,6 +184,13 @@ def _run(
         keep, rec.aborted, rec.finish_reason = False, True, None
         _finish_times(rec, reply)
     return keep
+
+
+def length_asked(greq: GenRequest) -> str | None:
+    """The request's ``ignore_eos``/``min_tokens`` for the send log (``ignore_eos,min_tokens:40``), or None."""
+    parts = (["ignore_eos"] if greq.ignore_eos else []) + ([f"min_tokens:{greq.min_tokens}"]
+                                                          if greq.min_tokens is not None else [])
+    return ",".join(parts) or None
 
 
 def cached_prefix(cache: MockPrefixCache | None, proto: WireProtocol, body: Any) -> int | None:
