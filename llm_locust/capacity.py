@@ -88,7 +88,7 @@ class CapacityShape(LoadTestShape):
         level = self.levels[-1] if self.levels else None
         if level is None or level.row is not None or level.measure_from is None:
             return
-        if record["status"] == STATUS_CANCELLED or _start_s(record) < level.measure_from:
+        if record["status"] == STATUS_CANCELLED or record.get("warmup") or _start_s(record) < level.measure_from:
             return
         level.records.append(record)
 

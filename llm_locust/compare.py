@@ -79,7 +79,8 @@ def load(path: str | Path) -> Run:
     csv_file = file.parent / "requests.csv"
     if csv_file.exists():
         with csv_file.open(newline="", encoding="utf-8") as f:
-            rows = [r for r in csv.DictReader(f) if r.get("status") == "ok"]
+            # warm-up rows (--warmup) are in no statistic: not in the bootstrap either
+            rows = [r for r in csv.DictReader(f) if r.get("status") == "ok" and r.get("warmup") != "True"]
     return Run(p, summary, rows)
 
 

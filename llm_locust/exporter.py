@@ -97,7 +97,9 @@ class Exporter:
     # ------------------------------------------------------------ the figures
 
     def add(self, r: Record) -> None:
-        """Book one record (the recorder's listener)."""
+        """Book one record (the recorder's listener); warm-up records (--warmup) are in no figure."""
+        if r.get("warmup"):
+            return
         key = (r["target"] or r["api"], r["prompt"], r["api"], r["model"] or "")
         status = r["status"]
         self._requests[(*key, status)] = self._requests.get((*key, status), 0) + 1

@@ -225,6 +225,11 @@ def _verdicts(summary: dict[str, Any]) -> str:
         out.append('<div class="badge good">run valid</div> <span class="note">the load generator kept up</span>')
     if run.get("complete") is False:
         out.append('<div class="badge bad">INCOMPLETE</div> ' + _e("; ".join(run.get("incomplete_reasons") or [])))
+    from . import fixedoutput, warmup
+
+    for note in (warmup.render(summary), fixedoutput.warning(summary)):
+        if note:
+            out.append(f'<p class="note">{_e(note)}</p>')
     block = summary.get("slo")
     if block:
         from .slo import METRICS, format_value
@@ -253,7 +258,7 @@ def _verdicts(summary: dict[str, Any]) -> str:
 def _meta(summary: dict[str, Any]) -> str:
     run = summary["run"]
     keys = ("run_id", "model", "host", "api", "users", "started_at", "duration_s", "requests", "prompt_file",
-            "token_limit", "locust_version", "llm_locust_version")
+            "token_limit", "fixed_output", "warmup", "locust_version", "llm_locust_version")
     cells = "".join(f"<tr><th>{_e(k)}</th><td>{_fmt(run.get(k), 2)}</td></tr>" for k in keys if k in run)
     return f'<table class="meta">{cells}</table>'
 

@@ -181,6 +181,8 @@ class LiveView:
         self._window: deque[tuple[float, float | None, float | None, int]] = deque()
 
     def add(self, r: dict[str, Any]) -> None:
+        if r.get("warmup"):  # --warmup: left out of every figure (llm_locust.warmup)
+            return
         key = f"{r['target']} / {r['prompt']}" if self.multi else r["prompt"]
         group = self.groups.get(key)
         if group is None:

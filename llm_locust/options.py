@@ -97,6 +97,26 @@ def add_arguments(parser: Any) -> None:
     )
     _add(
         g,
+        "--fixed-output",
+        action="store_true",
+        default=False,
+        env_var="LLM_FIXED_OUTPUT",
+        help="Ask for exactly the token limit (--token-limit or a prompt's token_limit): ignore_eos and min_tokens "
+        "on the OpenAI-compatible APIs (vLLM, SGLang, llama.cpp; hosted OpenAI rejects them), the limit alone where "
+        "an API has no such field (said at start-up). The reports count the answers whose length differs. "
+        "Default: off",
+    )
+    _add(
+        g,
+        "--warmup",
+        default=None,
+        env_var="LLM_WARMUP",
+        help="Send and log, but leave out of every statistic, the first N requests (--warmup 100, per load-generator "
+        "process) or the requests sent in the first seconds (--warmup 30s; ms, s, m, h); run-level throughput is "
+        "over the measured window after it (see docs/metrics.md). Default: none",
+    )
+    _add(
+        g,
         "--api-key",
         default=None,
         is_secret="api_key" in SECRET_OPTIONS,

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import fixedoutput, warmup
 from .errors import redact
 from .measure.metrics import STAT_KEYS, stats
 from .measure.record import FIELDS, STATUS_CANCELLED, STATUS_FAILED, STATUS_OK, Record
@@ -30,7 +31,7 @@ TOKEN_METRICS = ("input_tokens", "output_tokens", "total_tokens", "reasoning_tok
 REPORT_FIELDS = (
     "target", "api", "prompt", "status", "error_class", "error", *LATENCY_METRICS, *TOKEN_METRICS, "cost_usd",
     "cost_source", "itl_us", "itl_rule", "token_events", "input_tokens_source", "output_tokens_source", "t0_ns",
-    "elapsed_ms", "timestamp", "backoff_s",
+    "elapsed_ms", "timestamp", "backoff_s", "warmup", "output_tokens_asked",
 )
 _unknown = set(REPORT_FIELDS) - set(FIELDS)
 if _unknown:  # a renamed record field must be renamed here too
@@ -98,6 +99,7 @@ def _group_summary(df: pd.DataFrame, duration_s: float | None, gaps: np.ndarray)
     out["itl_rule"] = sorted({rule for rule, n in zip(ok["itl_rule"].tolist(), events, strict=True) if n > 1})
     out["cost_sources"] = sorted({v for v in ok["cost_source"].tolist() if isinstance(v, str) and v})
     out["backoff_s"] = {"total": float(df["backoff_s"].fillna(0.0).sum())}
+    out["output_shortfall"] = fixedoutput.shortfall(ok)
     out_tokens = out["output_tokens"]["total"] or 0
     in_tokens = out["input_tokens"]["total"] or 0
     if duration_s:
@@ -158,7 +160,11 @@ def summarize(
     ``prompt_order`` (the prompt file's) or first-seen order; ``targets``, one entry per target; ``overall``.
 
     ``records``: the run's records, or their :func:`frame` (the columns ``REPORT_FIELDS``), or a frame with
-    ``itl_n`` in place of ``itl_us`` and ``itl`` the gaps of all its rows in order (see the module docs)."""
+    ``itl_n`` in place of ``itl_us`` and ``itl`` the gaps of all its rows in order (see the module docs).
+
+    Warm-up rows (``warmup``, :mod:`llm_locust.warmup`) are left out of every figure; ``run.window`` states the
+    measured window the run-level throughput is over. Each group's ``output_shortfall`` counts the requests whose
+    output length differs from the length asked (``--fixed-output``, :mod:`llm_locust.fixedoutput`)."""
     import numpy as np
     import pandas as pd
 
@@ -171,8 +177,11 @@ def summarize(
         raise ValueError("summarize: a frame without itl_us needs itl= (the gaps of its rows in order)")
     n = df["itl_n"].to_numpy(dtype=np.int64)
     df = df.assign(itl_off=np.cumsum(n) - n)
+    df, warm = warmup.split(df)  # warm-up rows are in requests.csv only (llm_locust.warmup)
+    if warm:
+        df = df.reset_index(drop=True)  # itl_off still points into the whole run's gaps
     duration = run_window(df)
-    run = {**run, "duration_s": duration}
+    run = {**run, "duration_s": duration, "window": warmup.window(df, duration, warm)}
     groups: dict[tuple[str, str], list[int]] = {}
     by_target: dict[str, list[int]] = {}
     names = zip(df["target"].tolist(), df["api"].tolist(), df["prompt"].tolist(), strict=True)
@@ -234,9 +243,9 @@ def render_text(summary: dict[str, Any]) -> str:
     )
     if run.get("complete") is False:
         lines.append("INCOMPLETE: " + "; ".join(run.get("incomplete_reasons") or ["records are missing"]))
-    warning = backoff_warning(summary)
-    if warning:
-        lines.append(warning)
+    for extra in (warmup.render(summary), backoff_warning(summary), fixedoutput.warning(summary)):
+        if extra:
+            lines.append(extra)
     for p in summary["prompts"]:
         target = f" @ target {p['target']}" if len(summary.get("targets") or ()) > 1 else ""
         lines += ["", f'Prompt: "{p["name"]}"{target}']
@@ -258,6 +267,8 @@ def render_text(summary: dict[str, Any]) -> str:
         lines.append(f"- Input Tokens: {_num(p['input_tokens']['mean'])}{_src(src['input'])}")
         lines.append(f"- Output Tokens: {_num(p['output_tokens']['mean'])}{_src(src['output'])}")
         lines.append(f"- Total Tokens: {_num(p['total_tokens']['mean'])}")
+        if shortfall := fixedoutput.line(p):
+            lines.append(shortfall)
         lines.append(f"- Cost Estimate: {_cost(p['cost_usd']['mean'])} per request")
     o = summary["overall"]
     lines += ["", "Summary Metrics (Average)", "-" * 25]
@@ -334,9 +345,9 @@ def render_console(summary: dict[str, Any], folder: Path | None) -> str:
         "TTFT/TPOT/ITL/E2E in ms (s above 1000 ms); tok/s per request; in/out = mean tokens per request."
     )
     out += error_lines(o)
-    warning = backoff_warning(summary)
-    if warning:
-        out.append(warning)
+    for extra in (warmup.render(summary), backoff_warning(summary), fixedoutput.warning(summary)):
+        if extra:
+            out.append(extra)
     if run.get("complete") is False:
         out.append("INCOMPLETE: " + "; ".join(run.get("incomplete_reasons") or ["records are missing"]))
     if folder is not None:
@@ -356,6 +367,7 @@ def _csv_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     for m in ("input_tokens", "output_tokens", "total_tokens"):
         header += [f"{m}_mean", f"{m}_total"]
     header += ["cost_usd_mean", "cost_usd_total", "requests_per_s", "output_tokens_per_s_run"]
+    header += ["output_asked", "output_missed", "output_mean_shortfall"]
     rows = []
     rows_in = [
         *summary["prompts"],
@@ -376,6 +388,8 @@ def _csv_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
             p["throughput"]["requests_per_s"],
             p["throughput"]["output_tokens_per_s"],
         ]
+        short = p.get("output_shortfall") or {}
+        row += [short.get("asked"), short.get("missed"), short.get("mean_shortfall")]
         rows.append(["" if v is None else (round(v, 6) if isinstance(v, float) else v) for v in row])
     return header, rows
 

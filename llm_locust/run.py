@@ -27,6 +27,7 @@ from .protocols import Protocol, get_protocol
 from .reasoning import Reasoning, pick
 from .targets import TargetSpec
 from .tokens import TokenCounter
+from .warmup import Warmup
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -42,6 +43,8 @@ class Prepared:
     body: bytes
     headers: dict[str, str]
     input_tokens_local: int
+    #: with ``--fixed-output``: the output length asked for (the token limit), else None
+    output_tokens_asked: int | None = None
 
 
 class Target:
@@ -56,8 +59,10 @@ class Target:
         continuous_usage: bool,
         template: str | None = None,
         reasoning: Reasoning | None = None,
+        fixed_output: bool = False,
     ) -> None:
         self.spec = spec
+        self.fixed_output = fixed_output  # --fixed-output: ask for exactly the token limit
         self.reasoning = reasoning  # the --reasoning option; the target's and a prompt's own setting win
         self.name = spec.name
         self.host = spec.host
@@ -88,10 +93,15 @@ class Target:
             }
             reasoning = pick(prompt.reasoning, self.spec.reasoning, self.reasoning)
             extra = [e for e in (self.spec.extra_body, prompt.extra_body) if e]
-            fields = proto.request_body(prompt, prompt.token_limit or default_limit, reasoning, extra)
+            limit = prompt.token_limit or default_limit
+            asked = limit if self.fixed_output and limit else None
+            fixed = proto.fixed_output(asked) if asked else None
+            if fixed:
+                extra.insert(0, fixed)  # a target's or a prompt's extra_body can still override them
+            fields = proto.request_body(prompt, limit, reasoning, extra)
             body = json.dumps(fields, ensure_ascii=False).encode()
             local_in = self.tokens.count("\n".join(m["content"] for m in prompt.chat_messages()))
-            prep = Prepared(self.host.rstrip("/") + proto.request_path(), body, headers, local_in)
+            prep = Prepared(self.host.rstrip("/") + proto.request_path(), body, headers, local_in, asked)
             self._prepared[prompt.name] = prep
         return prep
 
@@ -130,6 +140,7 @@ class LLMRun:
     max_response_bytes: int | None = None  # a response body beyond this is cut and fails (None: no limit)
     users: int | None = None  # the run's user count where known (headless); decides whether users bind to targets
     backoff: Policy = field(default_factory=Policy)  # each user's wait after a failure (llm_locust.backoff)
+    warmup: Warmup = field(default_factory=Warmup)  # which requests are --warmup (llm_locust.warmup)
     live: Any = None  # the LiveView, on a local runner or a master
     server: Any = None  # the server's scraped metrics (llm_locust.servermetrics.ServerMetrics), local runner or master
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -176,7 +187,7 @@ class LLMRun:
         key_env = get_protocol(api).key_env
         api_key = base.api_key or (os.environ.get(key_env) if key_env else None)
         target = Target(spec, api_key=api_key, price_file=base.prices.price_file, continuous_usage=False,
-                        reasoning=base.reasoning)
+                        reasoning=base.reasoning, fixed_output=base.fixed_output)
         self.targets.append(target)
         return target
 

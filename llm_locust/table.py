@@ -7,6 +7,7 @@ per-target extras of :mod:`llm_locust.plugin.reports`), one typed :mod:`array` p
   distinct values (one byte each while a field has fewer than 256 values, widened when it grows);
 * float fields (``FLOAT_FIELDS``) as ``array("d")``, ``NaN`` for "no value": the same doubles the record holds,
   so percentiles are exactly the ones computed from the records;
+* yes/no fields (``BOOL_FIELDS``: ``warmup``) as one byte each;
 * count fields (``INT_FIELDS``) as ``array("i")`` with ``INT_NONE`` for "no value"; ``t0_ns`` as ``array("q")``;
   ``total_tokens`` is not kept (it is input + output);
 * the inter-token gaps (``itl_us``) are appended, as int32 microseconds, to an anonymous temporary file; a
@@ -41,10 +42,12 @@ FLOAT_FIELDS = (
 )
 INT_FIELDS = (
     "input_tokens", "output_tokens", "reasoning_tokens", "output_tokens_server", "output_tokens_local",
-    "token_events",
+    "token_events", "output_tokens_asked",
 )
+#: yes/no fields, one byte each (``None`` is no)
+BOOL_FIELDS = ("warmup",)
 #: every record field the table keeps (plus the derived ``total_tokens`` and ``itl_n`` in :meth:`frame`)
-KEPT_FIELDS = (*STRING_FIELDS, *FLOAT_FIELDS, *INT_FIELDS, "t0_ns", "itl_us", "timestamp")
+KEPT_FIELDS = (*STRING_FIELDS, *FLOAT_FIELDS, *INT_FIELDS, *BOOL_FIELDS, "t0_ns", "itl_us", "timestamp")
 INT_NONE = -(2**31)
 _INT_MAX = 2**31 - 1
 _NAN = math.nan
@@ -80,6 +83,7 @@ class RecordTable:
         self._text = {name: _Codes() for name in STRING_FIELDS}
         self._floats = {name: array("d") for name in FLOAT_FIELDS}
         self._ints = {name: array("i") for name in (*INT_FIELDS, "itl_n")}
+        self._bools = {name: array("B") for name in BOOL_FIELDS}
         self._t0 = array("q")
         self._stamps = array("d")  # the ISO ``timestamp`` as unix seconds
         self._gaps = array("i")
@@ -96,6 +100,8 @@ class RecordTable:
         for name in INT_FIELDS:
             v = r[name]
             ints[name].append(INT_NONE if v is None else min(v, _INT_MAX))
+        for name, flags in self._bools.items():
+            flags.append(1 if r.get(name) else 0)
         self._t0.append(r["t0_ns"])
         self._stamps.append(datetime.fromisoformat(r["timestamp"]).timestamp() if r["timestamp"] else _NAN)
         gaps = r["itl_us"]
@@ -150,6 +156,8 @@ class RecordTable:
             if name != "itl_n":
                 values[values == INT_NONE] = np.nan
             data[name] = values
+        for name, flags in self._bools.items():
+            data[name] = np.frombuffer(flags, dtype=np.uint8).astype(bool) if flags else np.empty(0, dtype=bool)
         data["total_tokens"] = data["input_tokens"] + data["output_tokens"]
         data["t0_ns"] = np.frombuffer(self._t0, dtype=np.int64).copy() if self._t0 else np.empty(0, dtype=np.int64)
         data["itl_n"] = data["itl_n"].astype(np.int64)

@@ -125,6 +125,7 @@ class LLMUser(FastHttpUser):
         prep = target.prepare(prompt, llm.token_limit)
         request_id = llm.next_request_id()
         headers = {**prep.headers, "X-Request-Id": request_id}
+        warm = llm.warmup.take()  # decided at send (llm_locust.warmup)
         out = StreamResult(self.protocol)
         clock = self._send_clock
         clock.t_ns = 0
@@ -153,7 +154,8 @@ class LLMUser(FastHttpUser):
             parse_lines(out, llm.secrets())
             record = build_record(
                 user=type(self).__name__, target=target, prompt=prompt, input_tokens_local=prep.input_tokens_local,
-                request_id=request_id, start_wall=start_wall, t0=clock.t_ns or t_call, out=out,
+                request_id=request_id, start_wall=start_wall, t0=clock.t_ns or t_call, out=out, warmup=warm,
+                output_tokens_asked=prep.output_tokens_asked,
             )
             record.update(status=STATUS_CANCELLED, error_class="cancelled", error="in flight when the run stopped")
             llm.recorder.add(record)
@@ -167,13 +169,15 @@ class LLMUser(FastHttpUser):
             "http_status": out.status, "retry_after_s": out.retry_after, "elapsed_ms": (out.t_end - t0) / 1e6,
         })
         llm.books.defer(
-            self._book(resp, out, target, prompt, prep.input_tokens_local, request_id, start_wall, t0, wait, on_booked)
+            self._book(resp, out, target, prompt, prep.input_tokens_local, request_id, start_wall, t0, wait, on_booked,
+                       warmup=warm, asked=prep.output_tokens_asked)
         )
         return True
 
     def _book(
         self, resp: Any, out: StreamResult, target: Target, prompt: Prompt, input_tokens_local: int, request_id: str,
-        start_wall: float, t0: int, wait: float, on_booked: Callable[[], None] | None,
+        start_wall: float, t0: int, wait: float, on_booked: Callable[[], None] | None, warmup: bool = False,
+        asked: int | None = None,
     ) -> Iterator[None]:
         """The tail of one request, in bounded steps (a job of :class:`~llm_locust.bookkeeper.Bookkeeper`)."""
         secrets = self.llm.secrets()
@@ -181,7 +185,7 @@ class LLMUser(FastHttpUser):
             yield
         record = build_record(
             user=type(self).__name__, target=target, prompt=prompt, input_tokens_local=input_tokens_local,
-            request_id=request_id, start_wall=start_wall, t0=t0, out=out,
+            request_id=request_id, start_wall=start_wall, t0=t0, out=out, warmup=warmup, output_tokens_asked=asked,
         )
         if record["status"] != "ok" and wait == 0.0:  # a failure found by parsing: its backoff comes now
             wait = self.backoff.after(record)

@@ -1,6 +1,7 @@
 """The record builder: one finished (or failed) request's :class:`StreamResult` into its :class:`Record`.
 
-``build_record(user=, target=, prompt=, input_tokens_local=, request_id=, start_wall=, t0=, out=)`` applies the
+``build_record(user=, target=, prompt=, input_tokens_local=, request_id=, start_wall=, t0=, out=, warmup=,
+output_tokens_asked=)`` applies the
 definitions of :mod:`llm_locust.measure.metrics` and fills every field of the record, in the record's order:
 
 * **tokens**: the server's usage counts when the server reported them (source ``server``), else the target's
@@ -11,6 +12,8 @@ definitions of :mod:`llm_locust.measure.metrics` and fills every field of the re
   runs from ``t0`` to ``out.t_end`` (or now, when the request was cut short before it was read);
 * **cost**: the target's price book, for successful requests and for failed ones that produced tokens; priced by
   the protocol that answered (``proto.price_ref()``: a gateway's upstream provider);
+* **warm-up and the asked length**: ``warmup`` (sent during ``--warmup``, see :mod:`llm_locust.warmup`) and
+  ``output_tokens_asked`` (the token limit asked for with ``--fixed-output``, else ``None``), as the caller says;
 * **status**: ``ok`` without an error, else ``failed`` with the error's class and one-line message. A caller
   that cancels a request overwrites ``status``, ``error_class`` and ``error`` afterwards.
 
@@ -42,6 +45,8 @@ def build_record(
     start_wall: float,
     t0: int,
     out: StreamResult,
+    warmup: bool = False,
+    output_tokens_asked: int | None = None,
 ) -> Record:
     """The record of one request; see the module docs."""
     t_end = out.t_end or time.perf_counter_ns()
@@ -82,6 +87,7 @@ def build_record(
         "model": proto.model,
         "prompt": prompt.name,
         "status": STATUS_OK if ok else STATUS_FAILED,
+        "warmup": warmup,
         "error_class": None if error is None else error.error_class,
         "error": None if error is None else str(error),
         "http_status": out.status,
@@ -106,6 +112,7 @@ def build_record(
         "output_tokens_source": out_src,
         "output_tokens_server": out_server,
         "output_tokens_local": out_local,
+        "output_tokens_asked": output_tokens_asked,
         "local_tokens_source": local_src,
         "reasoning_tokens": usage.reasoning_tokens if usage is not None else None,
         "cached_tokens": cached,

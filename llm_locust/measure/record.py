@@ -46,6 +46,7 @@ class Record(TypedDict):
     model: str
     prompt: str
     status: str  # STATUS_OK, STATUS_FAILED or STATUS_CANCELLED
+    warmup: bool  # sent during --warmup: logged, left out of every statistic (llm_locust.warmup)
     error_class: str | None
     error: str | None
     http_status: int | None
@@ -70,6 +71,7 @@ class Record(TypedDict):
     output_tokens_source: str
     output_tokens_server: int | None
     output_tokens_local: int
+    output_tokens_asked: int | None  # the token limit asked for with --fixed-output, else None
     local_tokens_source: str
     reasoning_tokens: int | None
     cached_tokens: int | None

@@ -21,7 +21,8 @@ class MockConfig:
     ttft_ms: float = 50.0  # time from the request being read to the first token
     ttft_per_active_ms: float = 0.0  # added to TTFT per other generation request in flight (a queue model)
     itl_ms: float = 10.0  # inter-token latency, per token (a chunk of k tokens follows k * itl_ms later)
-    output_tokens: int = 64  # tokens per response, unless the request asks for fewer
+    output_tokens: int = 64  # tokens per response (where the model "stops"), unless the request asks for fewer
+    early_eos: float = 0.0  # share of replies that stop early, at a length drawn per request (0-1)
     tokens_per_chunk: int = 1  # tokens carried by each streamed chunk
     jitter_ms: float = 0.0  # uniform +-jitter added to every scheduled send time (deterministic per request)
     seed: int = 0  # seed of the jitter; request number n uses random.Random(f"{seed}:{n}")
@@ -39,6 +40,9 @@ class MockConfig:
     fail_steps: int = 0  # the gateway's universal endpoint treats its first N steps as failed
     gateway_token: str | None = None  # gateway requests need "cf-aig-authorization: Bearer TOKEN"
     api_key: str | None = None  # generation requests need this key (Authorization: Bearer, x-api-key, x-goog-api-key)
+    prefix_cache_blocks: int = 0  # prompt-prefix blocks remembered (LRU) for usage cached_tokens; 0 = off
+    prefix_block_tokens: int = 16  # prompt words per prefix-cache block
+    max_batch: int = 0  # at most B generation requests run at once; the others queue (FIFO); 0 = no limit
     verbose: bool = False  # log every request to stderr
 
     def __post_init__(self) -> None:
@@ -51,6 +55,13 @@ class MockConfig:
                      "port", "fail_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
+        if not 0.0 <= self.early_eos <= 1.0:
+            raise ValueError("early_eos must be a share from 0 to 1")
+        for name in ("prefix_cache_blocks", "max_batch"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.prefix_block_tokens < 1:
+            raise ValueError("prefix_block_tokens must be >= 1")
         if self.tokens_per_chunk < 1:
             raise ValueError("tokens_per_chunk must be >= 1")
         if self.fault_every < 1:
@@ -66,6 +77,17 @@ _HELP = {
     "itl_ms": "inter-token latency in ms, per token (default %(default)s)",
     "output_tokens": "output tokens per response; the request's max_tokens / num_predict can lower it "
     "(default %(default)s)",
+    "early_eos": "share of replies (0-1) that stop early (finish_reason stop) at a length drawn per request from "
+    "1 .. the reply's length - 1 (seeded by --seed), as a model's end-of-sequence would; a request's ignore_eos "
+    "or min_tokens (vLLM, SGLang) holds it off, and with ignore_eos a reply runs to its max_tokens even beyond "
+    "--output-tokens (default %(default)s = never)",
+    "prefix_cache_blocks": "remember the prompt prefixes seen, as this many blocks of --prefix-block-tokens words "
+    "(least recently used dropped), and report the words of a prompt's longest prefix seen before as "
+    "usage.prompt_tokens_details.cached_tokens (OpenAI chat and completions) (default %(default)s = off)",
+    "prefix_block_tokens": "prompt words per prefix-cache block; only whole blocks count as cached "
+    "(default %(default)s)",
+    "max_batch": "queue model: at most B generation requests are served at once, the others wait in arrival "
+    "order and their TTFT includes the wait (default %(default)s = no limit)",
     "tokens_per_chunk": "tokens per streamed chunk; chunks are tokens_per_chunk * itl_ms apart (default %(default)s)",
     "jitter_ms": "uniform +-jitter in ms added to every scheduled send time, seeded per request (default %(default)s)",
     "seed": "seed of the jitter (default %(default)s)",

@@ -34,6 +34,7 @@ from llm_locust.mockserver import gateway
 from llm_locust.mockserver.config import MockConfig
 from llm_locust.mockserver.faults import HANG, HANG_SECONDS, MIDSTREAM_FAULTS, STATUS_FAULTS, fault_for
 from llm_locust.mockserver.http import Connection, Request
+from llm_locust.mockserver.prefixcache import MockBatchQueue, MockPrefixCache, prompt_words
 from llm_locust.mockserver.routing import MockTarget
 from llm_locust.mockserver.script import Chunk, Script, make_script, sleep_until, token_text
 from llm_locust.mockserver.sendlog import SendRecord
@@ -55,22 +56,31 @@ _INVALID: Any = object()
 
 def run_generation(
     cfg: MockConfig, stats: dict[str, int], conn: Connection, req: Request, target: MockTarget, seq: int,
-    inflight: dict[int, SendRecord] | None = None,
+    inflight: dict[int, SendRecord] | None = None, cache: MockPrefixCache | None = None,
+    queue: MockBatchQueue | None = None,
 ) -> tuple[bool, SendRecord]:
     """Answer generation request number ``seq``; returns (keep the connection open?, the send record).
 
     If the client goes away in the middle of the reply the record is marked ``aborted``. ``inflight``: where the
-    record is put while the request runs (``/metrics`` counts running and waiting requests from it).
+    record is put while the request runs (``/metrics`` counts running and waiting requests from it);
+    ``cache``: the server's prefix cache (``--prefix-cache-blocks``); ``queue``: its batch queue (``--max-batch``):
+    the request waits for a slot, and its schedule starts when it gets one.
     """
     request_id = req.headers.get("x-request-id") or f"mock-{seq}"
     rec = SendRecord(request_id, seq, req.path, req.t_recv_ns, keep_times=cfg.send_log is not None)
     if inflight is not None:
         inflight[seq] = rec
     rec.protocol = target.proto.name
+    t_start = req.t_recv_ns
+    if queue is not None:
+        t_start = rec.t_admitted_ns = queue.admit()
     try:
-        keep = _run(cfg, stats, conn, req, target, seq, rec)
+        keep = _run(cfg, stats, conn, req, target, seq, rec, t_start, cache)
     except OSError:  # the client went away before the reply began
         keep, rec.aborted = False, True
+    finally:
+        if queue is not None:
+            queue.release()
     rec.t_end_ns = time.perf_counter_ns()
     return keep, rec
 
@@ -92,7 +102,7 @@ def _has_key(req: Request, key: str) -> bool:
 
 def _run(
     cfg: MockConfig, stats: dict[str, int], conn: Connection, req: Request, target: MockTarget, seq: int,
-    rec: SendRecord,
+    rec: SendRecord, t_start_ns: int, cache: MockPrefixCache | None = None,
 ) -> bool:
     keep = req.keep_alive
     extra = [("X-Request-Id", rec.request_id)]
@@ -157,11 +167,14 @@ def _run(
         rec.fault = fault
     rec.model, rec.stream, rec.prompt_tokens = greq.model, greq.stream, greq.prompt_tokens
     rec.reasoning_asked = greq.reasoning_asked
-    script = make_script(cfg, req.t_recv_ns, seq, greq.limit, reasoning_wanted(cfg, greq, proto), stats["active"] - 1)
+    rec.length_asked = length_asked(greq)
+    script = make_script(cfg, t_start_ns, seq, greq.limit, reasoning_wanted(cfg, greq, proto), stats["active"] - 1,
+                         greq.ignore_eos, greq.min_tokens)
     rec.finish_reason = script.finish_reason
     reply = Reply(seq, rec.request_id, int(time.time()), greq.prompt_tokens, req.t_recv_ns,
                   tokens=script.tokens, reasoning_tokens=script.reasoning_tokens,
-                  finish_reason=script.finish_reason)
+                  finish_reason=script.finish_reason, cached_tokens=cached_prefix(cache, proto, body))
+    rec.cached_tokens = reply.cached_tokens
     try:
         if greq.stream:
             keep = _stream(cfg, stats, conn, proto, greq, reply, script, fault, rec, extra, keep)
@@ -171,6 +184,21 @@ def _run(
         keep, rec.aborted, rec.finish_reason = False, True, None
         _finish_times(rec, reply)
     return keep
+
+
+def length_asked(greq: GenRequest) -> str | None:
+    """The request's ``ignore_eos``/``min_tokens`` for the send log (``ignore_eos,min_tokens:40``), or None."""
+    parts = (["ignore_eos"] if greq.ignore_eos else []) + ([f"min_tokens:{greq.min_tokens}"]
+                                                          if greq.min_tokens is not None else [])
+    return ",".join(parts) or None
+
+
+def cached_prefix(cache: MockPrefixCache | None, proto: WireProtocol, body: Any) -> int | None:
+    """The reply's ``cached_tokens``: the prompt's prefix seen before, on OpenAI chat and completions with
+    ``--prefix-cache-blocks``; None otherwise (no ``prompt_tokens_details`` is sent)."""
+    if cache is None or proto.name not in ("openai-chat", "openai-completions"):
+        return None
+    return cache.cached(prompt_words(body))
 
 
 def reasoning_wanted(cfg: MockConfig, greq: GenRequest, proto: WireProtocol) -> int:

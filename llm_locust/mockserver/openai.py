@@ -12,6 +12,10 @@ Streamed chat reply (SSE, one ``data: <json>\\n\\n`` event per HTTP chunk):
    non-streamed reply);
 5. ``data: [DONE]``.
 
+Both honour ``ignore_eos`` and ``min_tokens`` (see ``script.make_script``: with ``--early-eos`` or a limit above
+``--output-tokens`` the reply ends before the limit unless they ask otherwise), and with ``--prefix-cache-blocks``
+the usage carries ``prompt_tokens_details.cached_tokens`` (``prefixcache.py``).
+
 Legacy completions: the same with ``object: "text_completion"`` and ``choices[0].text``, no role chunk,
 and no reasoning tokens (the format has no field for them).
 """
@@ -41,13 +45,16 @@ ERRORS: dict[int, tuple[str, str | None, str]] = {
 }
 
 
-def usage_obj(prompt: int, completion: int, reasoning: int) -> dict[str, Any]:
-    return {
+def usage_obj(prompt: int, completion: int, reasoning: int, cached: int | None = None) -> dict[str, Any]:
+    usage: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
         "completion_tokens_details": {"reasoning_tokens": reasoning},
     }
+    if cached is not None:  # --prefix-cache-blocks: the prompt's prefix seen before (prefixcache.py)
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
+    return usage
 
 
 def _stream_options(body: dict[str, Any]) -> tuple[bool, bool]:
@@ -73,6 +80,15 @@ def _reasoning(greq: GenRequest, body: dict[str, Any]) -> GenRequest:
         if body["prompt_mode"] != "reasoning":
             raise RequestError("prompt_mode must be 'reasoning'")
         greq.reasoning, greq.reasoning_asked = wire.NO_BUDGET, "prompt_mode:reasoning"
+    return greq
+
+
+def _fixed_length(greq: GenRequest, body: dict[str, Any]) -> GenRequest:
+    """The request's ``ignore_eos`` and ``min_tokens`` (vLLM, SGLang; llama.cpp ``ignore_eos``)."""
+    greq.ignore_eos = bool(body.get("ignore_eos", False))
+    greq.min_tokens = wire.int_or_none(body.get("min_tokens"), "min_tokens")
+    if greq.min_tokens is not None and greq.min_tokens < 0:
+        raise RequestError("min_tokens must be >= 0")
     return greq
 
 
@@ -112,7 +128,8 @@ class OpenAIEncoder(StreamEncoder):
 
     def _usage(self, completion: int, reasoning: int) -> bytes:
         if self.continuous:
-            return (',"usage":' + wire.dumps(usage_obj(self.reply.prompt_tokens, completion, reasoning))).encode()
+            usage = usage_obj(self.reply.prompt_tokens, completion, reasoning, self.reply.cached_tokens)
+            return (',"usage":' + wire.dumps(usage)).encode()
         return self._usage_null
 
     def _event(self, choice: str, usage: bytes) -> bytes:
@@ -144,7 +161,8 @@ class OpenAIEncoder(StreamEncoder):
             choice = f'{{"index":0,"text":"","logprobs":null,"finish_reason":"{finish_reason}"}}'
         events = [self._event(choice, self._usage(completion_tokens, reasoning_tokens))]
         if self.req.include_usage:
-            usage = wire.dumps(usage_obj(self.reply.prompt_tokens, completion_tokens, reasoning_tokens))
+            usage = wire.dumps(usage_obj(self.reply.prompt_tokens, completion_tokens, reasoning_tokens,
+                                        self.reply.cached_tokens))
             events.append(b"data: " + self.head.encode() + b',"choices":[],"usage":' + usage.encode() + b"}\n\n")
         events.append(wire.SSE_DONE)
         return events
@@ -167,7 +185,7 @@ class _MockOpenAIBase(WireProtocol):
             "model": req.model, "choices": [{"index": 0, **choice, "logprobs": None, "finish_reason": finish_reason}],
         }
         if req.usage:
-            obj["usage"] = usage_obj(reply.prompt_tokens, completion_tokens, reasoning_tokens)
+            obj["usage"] = usage_obj(reply.prompt_tokens, completion_tokens, reasoning_tokens, reply.cached_tokens)
         return wire.dumps(obj).encode()
 
     def error_body(
@@ -191,7 +209,7 @@ class MockOpenAIChat(_MockOpenAIBase):
         include, continuous = _stream_options(body)
         model = body.get("model") or "mock-model"
         greq = GenRequest(str(model), bool(body.get("stream", False)), _limit(body), prompt, include, continuous)
-        return _reasoning(greq, body)
+        return _fixed_length(_reasoning(greq, body), body)
 
     def full_response(
         self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,
@@ -219,7 +237,8 @@ class MockOpenAICompletions(_MockOpenAIBase):
             raise RequestError("prompt must be a string or a list")
         include, continuous = _stream_options(body)
         model = body.get("model") or "mock-model"
-        return GenRequest(str(model), bool(body.get("stream", False)), _limit(body), words, include, continuous)
+        greq = GenRequest(str(model), bool(body.get("stream", False)), _limit(body), words, include, continuous)
+        return _fixed_length(greq, body)
 
     def full_response(
         self, req: GenRequest, reply: Reply, text: str, reasoning_text: str, finish_reason: str,

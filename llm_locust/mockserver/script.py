@@ -102,20 +102,42 @@ class Script:
         return last
 
 
+def reply_length(
+    cfg: MockConfig, seq: int, limit: int | None, ignore_eos: bool = False, min_tokens: int | None = None
+) -> tuple[int, str]:
+    """(output tokens, finish reason) of request number ``seq``.
+
+    The model "stops" (end of sequence, ``stop``) after ``--output-tokens`` tokens, or, for a share ``--early-eos``
+    of the requests, earlier, at a length drawn from 1 .. output_tokens - 1 (``random.Random(f"{seed}:{seq}:eos")``).
+    ``ignore_eos`` (vLLM, SGLang, llama.cpp) removes that stop: the reply runs to its limit (``--output-tokens``
+    without one); ``min_tokens`` holds it off until that many tokens. The request's ``limit`` cuts the reply
+    (``length``) where it is not above that length."""
+    n = cfg.output_tokens
+    if ignore_eos:
+        n = limit if limit is not None else n
+    elif cfg.early_eos and n > 1:
+        rng = random.Random(f"{cfg.seed}:{seq}:eos")
+        if rng.random() < cfg.early_eos:
+            n = rng.randint(1, n - 1)
+    if min_tokens:
+        n = max(n, min_tokens)
+    if limit is not None and limit <= n:
+        return max(limit, 0), "length"
+    return n, "stop"
+
+
 def make_script(
-    cfg: MockConfig, t_recv_ns: int, seq: int, limit: int | None = None, reasoning: int | None = None, others: int = 0
+    cfg: MockConfig, t_recv_ns: int, seq: int, limit: int | None = None, reasoning: int | None = None, others: int = 0,
+    ignore_eos: bool = False, min_tokens: int | None = None,
 ) -> Script:
     """Plan the reply to request number ``seq`` that was fully read at ``t_recv_ns``.
 
     ``limit`` is the request's own cap on output tokens (``max_tokens``, ``num_predict``), if any;
     ``reasoning`` the reasoning tokens the reply starts with (default ``cfg.reasoning_tokens``; at most all of them);
     ``others``: the other generation requests in flight when this one arrived (TTFT grows by ``ttft_per_active_ms``
-    for each: a queue model).
+    for each: a queue model); ``ignore_eos``, ``min_tokens``: the request's (see :func:`reply_length`).
     """
-    n = cfg.output_tokens
-    finish = "stop"
-    if limit is not None and limit <= n:
-        n, finish = max(limit, 0), "length"
+    n, finish = reply_length(cfg, seq, limit, ignore_eos, min_tokens)
     r = min(cfg.reasoning_tokens if reasoning is None else reasoning, n)
     jitter_ns = int(cfg.jitter_ms * 1e6)
     seed = f"{cfg.seed}:{seq}"

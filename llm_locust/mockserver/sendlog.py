@@ -16,6 +16,9 @@ null), ``status`` (HTTP status sent; null for ``hang``), ``t_recv_ns`` (request 
 (token-bearing chunks sent), ``keepalives`` (SSE keep-alive comments sent), ``finish_reason``,
 ``aborted`` (the client went away), ``reasoning_asked`` (the request's reasoning switch as the mock read it, e.g.
 ``reasoning_effort:high``, ``thinking:6``, ``thinkingBudget:-1,includeThoughts``, ``think:true``; null: none).
+``length_asked`` (the request's ``ignore_eos``/``min_tokens`` as the mock read them, e.g.
+``ignore_eos,min_tokens:40``; null: neither), ``cached_tokens`` (the prompt prefix seen before, with
+``--prefix-cache-blocks``; else null), ``t_admitted_ns`` (with ``--max-batch``: when the request left the queue).
 Reasoning the provider does not stream (Gemini without ``includeThoughts``) counts in ``reasoning_tokens`` but
 has no entry in ``token_send_ns``.
 """
@@ -54,6 +57,9 @@ class SendRecord:
     finish_reason: str | None = None
     aborted: bool = False
     reasoning_asked: str | None = None
+    length_asked: str | None = None  # the request's ignore_eos / min_tokens as read ("ignore_eos,min_tokens:40")
+    cached_tokens: int | None = None  # the prompt prefix seen before (--prefix-cache-blocks), else null
+    t_admitted_ns: int | None = None  # --max-batch: when the request left the queue (its schedule starts then)
     keep_times: bool = True  # record every send time in token_send_ns (not written to the log)
 
     def to_dict(self) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from llm_locust.mockserver.http import BadRequest, Connection, Request
 from llm_locust.mockserver.metrics import MockMetrics
 from llm_locust.mockserver.ollama import MockOllamaChat, MockOllamaGenerate
 from llm_locust.mockserver.openai import MockOpenAIChat, MockOpenAICompletions, models_body
+from llm_locust.mockserver.prefixcache import MockBatchQueue, MockPrefixCache
 from llm_locust.mockserver.routing import MockTarget, Router, query_params
 from llm_locust.mockserver.sendlog import SendLog
 from llm_locust.mockserver.wire import WireProtocol, dumps
@@ -141,6 +142,10 @@ class MockServer:
         self._in_thread = False
         self._idle: set[Connection] = set()  # connections waiting for their next request
         self._loop: Any = None
+        #: --prefix-cache-blocks and --max-batch (prefixcache.py); the queue is made in the serving thread
+        self.prefix_cache = (MockPrefixCache(cfg.prefix_cache_blocks, cfg.prefix_block_tokens)
+                             if cfg.prefix_cache_blocks else None)
+        self._queue: MockBatchQueue | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -304,6 +309,12 @@ class MockServer:
         conn.send_response(404, _OPENAI.error_body(404, "", message, code="unknown_url"), keep_alive=req.keep_alive)
         return req.keep_alive
 
+    def _batch_queue(self) -> MockBatchQueue | None:
+        """The ``--max-batch`` queue, made on first use (in the thread whose hub serves the requests)."""
+        if self._queue is None and self.config.max_batch:
+            self._queue = MockBatchQueue(self.config.max_batch)
+        return self._queue
+
     def _generate(self, conn: Connection, req: Request, target: MockTarget) -> bool:
         self._seq += 1
         seq = self._seq
@@ -311,7 +322,8 @@ class MockServer:
         stats["requests"] += 1
         stats["active"] += 1
         try:
-            keep, rec = run_generation(self.config, stats, conn, req, target, seq, self.metrics.inflight)
+            keep, rec = run_generation(self.config, stats, conn, req, target, seq, self.metrics.inflight,
+                                       self.prefix_cache, self._batch_queue())
         finally:
             stats["active"] -= 1
             self.metrics.inflight.pop(seq, None)

@@ -50,6 +50,8 @@ class GenRequest:
     reasoning: int | None = None
     reasoning_asked: str | None = None  # the switch as the request put it, for the send log ("thinking:6" ...)
     hide_reasoning: bool = False  # reasoning happens but is not streamed (Gemini without includeThoughts)
+    ignore_eos: bool = False  # the request's ignore_eos: no early end, the reply runs to its limit (vLLM, SGLang)
+    min_tokens: int | None = None  # the request's min_tokens: no end before that many tokens (vLLM, SGLang)
 
 
 @dataclass(slots=True)
@@ -66,6 +68,7 @@ class Reply:
     tokens: int = 0  # output tokens the reply will carry if nothing goes wrong (reasoning included)
     reasoning_tokens: int = 0  # of which reasoning tokens (they come first)
     finish_reason: str = "stop"  # "stop", or "length" if the request's limit cuts the reply
+    cached_tokens: int | None = None  # prompt tokens of a prefix seen before (--prefix-cache-blocks), else None
 
 
 class StreamEncoder:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import locust
 
-from .. import __version__, capacity, htmlreport, runinfo, servermetrics, slo, validity
+from .. import __version__, capacity, htmlreport, runinfo, servermetrics, slo, validity, warmup
 from ..measure.record import STATUS_CANCELLED, STATUS_OK, Record
 from ..report import REPORT_FIELDS, render_console, run_window, summarize, write_reports
 from ..run import LLMRun
@@ -74,7 +74,7 @@ def run_summary(
     else:
         df, itl = pd.DataFrame.from_records(source, columns=list(dict.fromkeys((*REPORT_FIELDS, *EXTRA_FIELDS)))), None
     summary = summarize(df, meta, prompt_order, itl)
-    extras = target_extras(df)
+    extras = target_extras(warmup.split(df)[0])
     for target in summary["targets"]:
         target.update(extras.get(target["name"], {}))
     return summary
@@ -91,6 +91,8 @@ def run_meta(run: LLMRun, opts: Namespace, users: int, books: dict[str, Any]) ->
         "started_at": run.started_at,
         "prompt_file": str(opts.prompt_file),
         "token_limit": run.token_limit,
+        "fixed_output": any(t.fixed_output for t in run.targets),
+        "warmup": run.warmup.spec.describe(),
         "locust_version": locust.__version__,
         "llm_locust_version": __version__,
         **books,
@@ -148,7 +150,7 @@ def write_run_reports(
     if server is not None:
         summary["server"] = server
         run.server.write_csv(folder)
-    df, itl = (table.frame(), table.itl()) if table is not None else (None, None)
+    df, itl = warmup.measured(*((table.frame(), table.itl()) if table is not None else (None, None)))
     lines = add_answers(summary, df, itl, opts, health or {}, search)
     write_reports(folder, summary)
     server_text = servermetrics.render_text(server)

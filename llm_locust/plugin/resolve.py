@@ -20,6 +20,7 @@ from typing import Any
 
 from locust.runners import MasterRunner, WorkerRunner
 
+from .. import warmup
 from ..options import DEFAULT_MOCK_MODEL
 from ..prompts import load_prompts
 from ..protocols import get_protocol
@@ -27,6 +28,7 @@ from ..reasoning import parse_reasoning
 from ..recorder import Recorder
 from ..run import LLMRun, Target, new_run_id
 from ..targets import TargetSpec, load_targets
+from ..warmup import Warmup
 from .validate import backoff_policy, optional_positive_int
 
 
@@ -82,6 +84,7 @@ def build_run(environment: Any, mock_url: str | None = None) -> LLMRun:
                 continuous_usage=opts.continuous_usage,
                 template=opts.template,
                 reasoning=parse_reasoning(getattr(opts, "reasoning", None), "--reasoning"),
+                fixed_output=bool(getattr(opts, "fixed_output", False)),
             )
         )
     run_id = new_run_id()
@@ -104,4 +107,5 @@ def build_run(environment: Any, mock_url: str | None = None) -> LLMRun:
         max_response_bytes=optional_positive_int(getattr(opts, "max_response_bytes", None), "--max-response-bytes"),
         users=optional_positive_int(getattr(opts, "num_users", None), "--users"),
         backoff=backoff_policy(opts),
+        warmup=Warmup(warmup.parse(getattr(opts, "warmup", None))),
     )

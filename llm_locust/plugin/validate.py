@@ -15,6 +15,7 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .. import fixedoutput, warmup
 from ..backoff import DEFAULT_MAX_RETRY_AFTER_S, Policy
 from ..pricing import PriceFileError, load_price_file
 from ..prompts import PromptFileError, load_prompts
@@ -62,6 +63,12 @@ def check_options(opts: Namespace, host: str | None) -> None:
     if opts.max_requests is not None and opts.max_requests <= 0:
         fail(f"--max-requests must be a positive integer (got {opts.max_requests})")
     try:
+        warmup.parse(getattr(opts, "warmup", None))
+    except ValueError as e:
+        fail(str(e))
+    if getattr(opts, "fixed_output", False):
+        check_fixed_output(opts, prompts)
+    try:
         parse_reasoning(opts.reasoning, "--reasoning")
     except ValueError as e:
         fail(str(e))
@@ -91,6 +98,19 @@ def check_options(opts: Namespace, host: str | None) -> None:
     _check_report_dir(opts.report_dir)
     if not opts.targets and host and not opts.model and opts.headless:
         fail("--model is required with --host: name the model the endpoint serves (e.g. --model llama3)")
+
+
+def check_fixed_output(opts: Namespace, prompts: list[Any]) -> None:
+    """``--fixed-output`` needs a length to ask for; say once which of the run's APIs cannot be asked for one."""
+    if opts.token_limit is None and not getattr(opts, "output_tokens", None) and not any(
+        p.token_limit for p in prompts
+    ):
+        fail("--fixed-output asks for exactly the token limit, and there is none: pass --token-limit N (or give the "
+             "prompts a token_limit)")
+    apis = [t.api for t in load_targets(opts.targets)] if opts.targets else [opts.llm_api]
+    note = fixedoutput.startup_note(apis)
+    if note:
+        print(note, file=sys.stderr, flush=True)
 
 
 def start_exporter(environment: Any, opts: Namespace) -> None:

@@ -1,6 +1,7 @@
 """What every wire protocol provides: request building, stream-event parsing and error extraction.
 
-A protocol knows nothing about sockets or timing. ``request_path()``, ``headers()`` and ``body()`` build a request;
+A protocol knows nothing about sockets or timing. ``request_path()``, ``headers()`` and ``body()`` build a request
+(``fixed_output()``: the fields that pin the output length, for ``--fixed-output``);
 ``parse()`` turns one framed stream event (see :mod:`llm_locust.measure.framing`) into a :class:`Delta`;
 ``error_message()`` digs the provider's own words out of an error body. Measurement happens elsewhere
 (:mod:`llm_locust.measure`), so adding a provider is one small module of this shape.
@@ -236,6 +237,13 @@ class Protocol:
 
     def body(self, prompt: Prompt, max_tokens: int | None) -> dict[str, Any]:
         raise NotImplementedError
+
+    @classmethod
+    def fixed_output(cls, limit: int) -> dict[str, Any] | None:
+        """The request fields that ask for exactly ``limit`` output tokens (``--fixed-output``, merged into the body
+        before any ``extra_body``), or ``None`` where the API has no way to ask: this default (the token limit is
+        still sent, and the reports count the answers that fall short)."""
+        return None
 
     def reason(self, body: dict[str, Any], reasoning: Reasoning) -> None:
         """Put the provider's reasoning switch for ``reasoning`` into ``body`` (see :mod:`llm_locust.reasoning`).

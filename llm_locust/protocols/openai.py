@@ -6,7 +6,8 @@ Covers OpenAI, vLLM, SGLang, llama.cpp, Ollama's ``/v1``, Mistral and DeepSeek. 
 ``delta.reasoning_content`` (DeepSeek, SGLang, llama.cpp), ``delta.reasoning`` (vLLM, Ollama) or, on Mistral, as
 ``thinking`` items of a content list. Reasoning on request (:mod:`llm_locust.reasoning`): ``reasoning_effort``
 (an integer budget as the lowest level whose budget covers it), on Mistral's API ``prompt_mode: "reasoning"``;
-``off`` sends nothing.
+``off`` sends nothing. ``--fixed-output`` sends ``ignore_eos: true`` and ``min_tokens`` = the token limit (vLLM,
+SGLang; llama.cpp's server takes ``ignore_eos``); hosted OpenAI rejects unknown parameters (HTTP 400).
 """
 
 from __future__ import annotations
@@ -87,6 +88,11 @@ class OpenAIChat(Protocol):
         if max_tokens:
             body[self._limit_field()] = max_tokens
         return body
+
+    @classmethod
+    def fixed_output(cls, limit: int) -> dict[str, Any] | None:
+        # vLLM and SGLang take both, llama.cpp's server ignore_eos; hosted APIs (api.openai.com) reject them
+        return {"ignore_eos": True, "min_tokens": limit}
 
     def reason(self, body: dict[str, Any], reasoning: Reasoning) -> None:
         # off: nothing (no switch every compatible server takes; gpt-5.1+ know reasoning_effort "none": extra_body)
