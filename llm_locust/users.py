@@ -91,9 +91,23 @@ class LLMUser(FastHttpUser):
 
     @task
     def generate(self) -> None:
+        arrivals = self.llm.arrivals
+        if arrivals is None:
+            self._generate(None)
+            return
+        ticket = arrivals.take()  # open loop: the next arrival, with a slot (llm_locust.plugin.dispatch)
+        try:
+            self._generate(ticket)
+        except StopUser:
+            arrivals.close()  # --max-requests is used up: no more arrivals
+            raise
+        finally:
+            arrivals.release()
+
+    def _generate(self, ticket: Any) -> None:
         plan = self.llm.plan
         if plan is None:
-            self.call(self.llm.pick())
+            self.call(self.llm.pick(), ticket=ticket)
             return
         job = plan.take(self.target if self.llm.bind_users else None)
         if job is None:  # this user's share of --max-requests is done
@@ -105,7 +119,7 @@ class LLMUser(FastHttpUser):
         plan.in_flight += 1
         deferred = False
         try:
-            deferred = self.call(prompt, on_booked=self._planned_request_booked)
+            deferred = self.call(prompt, on_booked=self._planned_request_booked, ticket=ticket)
         finally:
             if not deferred:
                 self._planned_request_booked()
@@ -117,10 +131,11 @@ class LLMUser(FastHttpUser):
         if plan.done:
             gevent.spawn(self.environment.runner.quit)
 
-    def call(self, prompt: Prompt, on_booked: Callable[[], None] | None = None) -> bool:
+    def call(self, prompt: Prompt, on_booked: Callable[[], None] | None = None, ticket: Any = None) -> bool:
         """Send one prompt and read the answer; hand the rest (parsing, record, request event, then ``on_booked``)
         to the run's bookkeeper and return True. (A request cut short by the end of the run is booked at once as
-        cancelled, and ``GreenletExit`` propagates.)"""
+        cancelled, and ``GreenletExit`` propagates.) ``ticket``: its open-loop arrival
+        (:class:`llm_locust.arrivals.Ticket`), stamped into the record."""
         llm, target = self.llm, self.target
         prep = target.prepare(prompt, llm.token_limit)
         request_id = llm.next_request_id()
@@ -156,6 +171,8 @@ class LLMUser(FastHttpUser):
                 request_id=request_id, start_wall=start_wall, t0=clock.t_ns or t_call, out=out,
             )
             record.update(status=STATUS_CANCELLED, error_class="cancelled", error="in flight when the run stopped")
+            if ticket is not None:
+                ticket.stamp(record, clock.t_ns or t_call)
             llm.recorder.add(record)
             raise
         finally:
@@ -167,13 +184,14 @@ class LLMUser(FastHttpUser):
             "http_status": out.status, "retry_after_s": out.retry_after, "elapsed_ms": (out.t_end - t0) / 1e6,
         })
         llm.books.defer(
-            self._book(resp, out, target, prompt, prep.input_tokens_local, request_id, start_wall, t0, wait, on_booked)
+            self._book(resp, out, target, prompt, prep.input_tokens_local, request_id, start_wall, t0, wait, on_booked,
+                       ticket)
         )
         return True
 
     def _book(
         self, resp: Any, out: StreamResult, target: Target, prompt: Prompt, input_tokens_local: int, request_id: str,
-        start_wall: float, t0: int, wait: float, on_booked: Callable[[], None] | None,
+        start_wall: float, t0: int, wait: float, on_booked: Callable[[], None] | None, ticket: Any = None,
     ) -> Iterator[None]:
         """The tail of one request, in bounded steps (a job of :class:`~llm_locust.bookkeeper.Bookkeeper`)."""
         secrets = self.llm.secrets()
@@ -186,6 +204,8 @@ class LLMUser(FastHttpUser):
         if record["status"] != "ok" and wait == 0.0:  # a failure found by parsing: its backoff comes now
             wait = self.backoff.after(record)
         record["backoff_s"] = wait
+        if ticket is not None:
+            ticket.stamp(record, t0)
         yield
         with resp:
             meta = resp.request_meta

@@ -93,6 +93,17 @@ def check_options(opts: Namespace, host: str | None) -> None:
         fail("--model is required with --host: name the model the endpoint serves (e.g. --model llama3)")
 
 
+def check_arrivals(environment: Any) -> None:
+    """The open-loop flags (``--request-rate``, ``--arrival``, ``--burstiness``, ``--max-concurrency``,
+    ``--seed``; :func:`llm_locust.arrivals.settings`); :func:`fail` on the first problem."""
+    from .dispatch import settings_for
+
+    try:
+        settings_for(environment)
+    except ValueError as e:
+        fail(str(e))
+
+
 def start_exporter(environment: Any, opts: Namespace) -> None:
     """Serve ``/metrics`` on ``--metrics-port`` when one is given; :func:`fail` if the port cannot be bound."""
     port = getattr(opts, "metrics_port", None)
