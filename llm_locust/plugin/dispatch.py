@@ -36,7 +36,6 @@ from collections import deque
 from typing import Any
 
 import gevent
-from gevent.event import Event
 from gevent.pool import Group
 from gevent.queue import Queue
 from locust.exception import StopUser
@@ -51,6 +50,10 @@ from ..measure.stream import StreamResult
 logger = logging.getLogger("llm_locust")
 
 MSG_RATE = "llm_rate"
+#: the longest the dispatcher sleeps before it looks for a rate change or a stop
+WAKE_CHECK_S = 0.05
+#: the dispatcher yields (instead of sleeping on a timer) this close to an intended send time
+SPIN_NS = 1_000_000
 #: how often a master re-sends the rate split to its workers
 SPLIT_EVERY_S = 1.0
 #: the options a master adds for its workers at the start: the total rate now, and how many workers share it
@@ -77,7 +80,6 @@ class Dispatcher:
         self.closed = False
         self.start_ns = 0
         self.greenlet: gevent.Greenlet | None = None
-        self._wake = Event()
         self._redraw = False
         self.user_class = _user_class(environment)
 
@@ -93,8 +95,8 @@ class Dispatcher:
         while not self.closed:
             t = schedule.next()
             if math.isinf(t):  # paused (rate 0): until the rate changes
-                self._wake.wait()
-                self._wake.clear()
+                while not (self._redraw or self.closed):
+                    gevent.sleep(WAKE_CHECK_S)
                 self._restart_timeline()
                 continue
             due = self.start_ns + int(t * 1e9)
@@ -106,15 +108,19 @@ class Dispatcher:
             self._issue(due)
 
     def _sleep_until(self, due: int) -> bool:
-        """Wait until ``perf_counter_ns() >= due``; False if the rate changed meanwhile."""
+        """Wait until ``perf_counter_ns() >= due``; False if the rate changed meanwhile (seen within
+        ``WAKE_CHECK_S``). A plain ``gevent.sleep``: in the tail it wakes sooner than an ``Event.wait``."""
+        # gevent's timers fire about 0.5 ms late (libev rounds epoll's wait up to the next ms): sleep until
+        # ``spin`` before the time, then yield to the other greenlets until it comes (a tenth of a gap at most)
+        rate = self.schedule.rate
+        spin = min(SPIN_NS, int(0.1e9 / rate)) if rate > 0 else 0
         while True:
             left = due - time.perf_counter_ns()
             if left <= 0:
                 return True
-            if self._wake.wait(left / 1e9):
-                self._wake.clear()
-                if self._redraw:
-                    return False
+            if self._redraw or self.closed:
+                return False
+            gevent.sleep(0 if left <= spin else min((left - spin) / 1e9, WAKE_CHECK_S))
 
     def _restart_timeline(self) -> None:
         """After a rate change: the next gap is drawn at the new rate from now (arrivals are memoryless)."""
@@ -130,7 +136,6 @@ class Dispatcher:
         logger.info("open-loop arrivals: %g requests/s on this process", rate)
         self.schedule.set_rate(rate)
         self._redraw = True
-        self._wake.set()
 
     # ------------------------------------------------------------ tickets and slots
 
@@ -188,7 +193,6 @@ class Dispatcher:
     def close(self) -> None:
         """Issue no more tickets (the fixed plan of ``--max-requests`` is used up); queued tickets are dropped."""
         self.closed = True
-        self._wake.set()
         self.backlog.clear()
         while not self.ready.empty():
             self.ready.get_nowait()
@@ -198,7 +202,6 @@ class Dispatcher:
         tickets still queued as cancelled requests never sent."""
         queued = [] if self.closed else [*self.backlog, *(self.ready.get_nowait() for _ in range(self.ready.qsize()))]
         self.closed = True
-        self._wake.set()
         if self.greenlet is not None:
             self.greenlet.kill(block=False)
         self.spares.kill(block=True)
