@@ -21,7 +21,9 @@ by the end of a run (``cancelled``) and the backoff after a failure (:mod:`llm_l
 booked in the record's ``backoff_s``; the user takes it as part of its ``wait_time``, so a stop interrupts it). The
 backoff is decided when the response has been read, from what is known then (status, transport error, timeout,
 retry hint, elapsed time); a failure found only by parsing the stream (malformed, incomplete, empty) is booked by
-the bookkeeper and delays the user's next wait. The hot path, per request:
+the bookkeeper and delays the user's next wait. In open loop (``--request-rate``) a user is a sender: each task
+takes the next arrival from the run's dispatcher (:mod:`llm_locust.plugin.dispatch`), sends it, frees its slot when
+the response is read, and stamps the arrival's fields into the record (backoff is off). The hot path, per request:
 
 * ``t0`` is stamped by the connection pool as it hands the connection over for the write
   (:mod:`llm_locust.sendclock`), so nothing runs between ``t0`` and the write of the request;

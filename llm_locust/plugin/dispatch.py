@@ -246,7 +246,9 @@ def settings_for(environment: Any) -> Arrivals | None:
     from ..rateshape import RateShape
 
     opts = environment.parsed_options
-    shaped = isinstance(environment.shape_class, RateShape) or getattr(opts, OPT_RATE_NOW, None) is not None
+    shaped = isinstance(environment.shape_class, RateShape) or (
+        isinstance(environment.runner, WorkerRunner) and getattr(opts, OPT_RATE_NOW, None) is not None
+    )
     return arrivals.settings(opts, shaped=shaped)
 
 
@@ -263,10 +265,13 @@ def start(environment: Any, run: Any) -> None:
     """At test start, in open loop: a local runner or worker starts its :class:`Dispatcher`; a master tells its
     workers their share and starts its :class:`RateSplit`. Nothing in closed loop."""
     settings = settings_for(environment)
-    if settings is None:
-        return
     runner = environment.runner
     opts = environment.parsed_options
+    if isinstance(runner, MasterRunner):  # what the workers get with this start (None: closed loop)
+        setattr(opts, OPT_RATE_NOW, None)
+        setattr(opts, OPT_WORKERS, None)
+    if settings is None:
+        return
     if isinstance(runner, MasterRunner):
         workers = max(1, len(runner.clients.ready) + len(runner.clients.running) + len(runner.clients.spawning))
         setattr(opts, OPT_RATE_NOW, total_rate(environment, settings))

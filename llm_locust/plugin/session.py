@@ -184,8 +184,7 @@ class LLMSession:
                 "llm-locust: %s %s @ %s; per-request log %s", run.api, run.model, run.host, run.recorder.csv_path
             )
             logger.info(headroom.startup_message(opts.num_users if opts.headless else None))
-        if open_loop:
-            dispatch.start(environment, run)  # last: the arrival timeline starts once the set-up is done
+        dispatch.start(environment, run)  # open loop only; last: the arrival timeline starts once the set-up is done
 
     def on_spawning_complete(self, user_count: int, **_: Any) -> None:
         self.peak_users = max(self.peak_users, user_count)

@@ -99,9 +99,11 @@ def check_arrivals(environment: Any) -> None:
     from .dispatch import settings_for
 
     try:
-        settings_for(environment)
+        open_loop = settings_for(environment)
     except ValueError as e:
         fail(str(e))
+    if open_loop is not None and getattr(environment.parsed_options, "capacity_search", False):
+        fail("--capacity-search searches user counts (closed loop): drop --request-rate")
 
 
 def start_exporter(environment: Any, opts: Namespace) -> None:
