@@ -165,7 +165,9 @@ def test_constant_arrivals_are_evenly_spaced(mock_server, locust_run):
     assert arrivals.cov(intended) == pytest.approx(0.0, abs=1e-6)
     assert statistics.mean(b - a for a, b in zip(sorted(intended), sorted(intended)[1:], strict=False)) == \
         pytest.approx(40.0, rel=1e-6)
-    assert arrivals.cov([int(r["t0_ns"]) / 1e6 for r in rows]) < 0.3  # the actual sends too, up to send lag
+    # the actual sends too, up to send lag: most gaps within a few ms of 40 (a stall of a busy machine moves a few)
+    t0 = sorted(int(r["t0_ns"]) / 1e6 for r in rows)
+    assert statistics.median(abs(b - a - 40.0) for a, b in zip(t0, t0[1:], strict=False)) < 4.0
 
 
 @pytest.mark.parametrize("cap", [None, 2])
