@@ -273,3 +273,49 @@ def test_a_rate_shape_steps_the_rate(tmp_path, mock_server):
     assert len(first) / 3.5 == pytest.approx(10, rel=0.35) and len(second) / 3.0 == pytest.approx(40, rel=0.35)
     assert len(second) / 3.0 > 2 * len(first) / 3.5
     assert json.loads((folder / "summary.json").read_text())["overall"]["arrivals"]["asked_rate_per_s"] is None
+
+
+def test_the_rate_is_a_start_form_field_of_the_web_ui(tmp_path, mock_server):
+    """A run started from the web UI with a rate is open loop; the next one, with the field empty, closed loop."""
+    import os
+    import signal
+
+    import requests
+
+    from tests.conftest import wait_for
+    from tests.test_webui_runs import _get_ok, _reports, _rows_in_run
+
+    mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "5")
+    port = free_port()
+    reports = tmp_path / "reports"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--web-host", "127.0.0.1",
+         "--web-port", str(port), "--report-dir", str(reports), *PROMPTS],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _get_ok(base + "/"), 30, "the web UI")
+        assert "request_rate" in requests.get(base + "/", timeout=10).text  # the start form's extra options
+        for run, rate in enumerate(["20", ""], 1):
+            form = {"user_count": "1", "spawn_rate": "1", "host": mock.url, "model": "m", "request_rate": rate,
+                    "arrival": "constant", "max_concurrency": "", "llm_api": "openai-chat"}
+            r = requests.post(base + "/swarm", data=form, timeout=10)
+            assert r.status_code == 200 and r.json()["success"], r.text
+            wait_for(lambda n=run: _rows_in_run(reports, n) >= 10, 90, "requests of this run")
+            requests.post(base + "/stop", timeout=10)
+            folders = wait_for(lambda n=run: _reports(reports, n), 30, f"report {run}")
+            summary = json.loads((folders[-1] / "summary.json").read_text())
+            intended = _col(_rows(folders[-1]), "intended_send_ms")
+            if rate:
+                assert summary["overall"]["arrivals"]["asked_rate_per_s"] == 20.0 and len(intended) >= 10
+                assert arrivals.cov(intended) == pytest.approx(0.0, abs=1e-6)
+            else:
+                assert "arrivals" not in summary["overall"] and not intended
+    except AssertionError:
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=20)[1]
+        raise AssertionError("\n".join(line for line in err.splitlines() if "llm_locust" in line)[-3000:]) from None
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert "Traceback" not in err, err[-3000:]
