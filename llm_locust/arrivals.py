@@ -140,17 +140,20 @@ class Ticket:
     """One arrival: its intended send time and, once a sender holds a slot for it, how long it waited.
 
     Times are ``perf_counter_ns()``: ``intended_ns`` on the timeline that starts at ``start_ns``, ``issued_ns``
-    when the dispatcher handed it out; ``queued`` when it found every ``--max-concurrency`` slot taken, and then
-    ``slot_ns`` when a slot was free for it. :meth:`stamp` writes the record's three arrival fields."""
+    when the dispatcher handed it out (a little ahead of its time); ``queued`` when it found every
+    ``--max-concurrency`` slot taken, and then ``slot_ns`` when a slot was free for it: its queue wait is the part
+    of that wait after its intended time. :meth:`stamp` writes the record's three arrival fields."""
 
-    __slots__ = ("intended_ns", "issued_ns", "queued", "slot_ns", "start_ns")
+    __slots__ = ("intended_ns", "issued_ns", "queued", "slot_ns", "spin_ns", "start_ns")
 
-    def __init__(self, intended_ns: int, start_ns: int, issued_ns: int, queued: bool = False) -> None:
+    def __init__(self, intended_ns: int, start_ns: int, issued_ns: int, queued: bool = False,
+                 spin_ns: int = 0) -> None:
         self.intended_ns = intended_ns
         self.start_ns = start_ns
         self.issued_ns = issued_ns
         self.queued = queued
         self.slot_ns = issued_ns
+        self.spin_ns = spin_ns  # how long before its time the sender yields instead of sleeping (sendclock)
 
     def ready_ns(self) -> int:
         """When the request could be sent: its intended time, or when a slot was free if it had to wait."""
@@ -159,7 +162,8 @@ class Ticket:
     def stamp(self, record: Any, t0_ns: int | None) -> None:
         """Fill ``intended_send_ms``, ``queue_wait_ms`` and ``send_lag_ms`` (None: never sent) of ``record``."""
         record["intended_send_ms"] = (self.intended_ns - self.start_ns) / 1e6
-        record["queue_wait_ms"] = max(0, self.slot_ns - self.issued_ns) / 1e6 if self.queued else 0.0
+        waited = self.slot_ns - max(self.issued_ns, self.intended_ns)
+        record["queue_wait_ms"] = max(0, waited) / 1e6 if self.queued else 0.0
         record["send_lag_ms"] = None if t0_ns is None else (t0_ns - self.ready_ns()) / 1e6
 
 

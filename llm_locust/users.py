@@ -145,6 +145,9 @@ class LLMUser(FastHttpUser):
         out = StreamResult(self.protocol)
         clock = self._send_clock
         clock.t_ns = 0
+        clock.hold_ns = ticket.ready_ns() if ticket is not None else 0  # open loop: written at its time (sendclock)
+        if ticket is not None:
+            clock.spin_ns = ticket.spin_ns
         start_wall = time.time()
         timer = gevent.Timeout(llm.timeout)
         timer.start()

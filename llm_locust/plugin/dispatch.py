@@ -7,7 +7,9 @@ greenlet draws the intended send times from :class:`llm_locust.arrivals.Schedule
 :class:`~llm_locust.arrivals.Ticket`; nothing it does waits for a response, so a slow server cannot slow the
 arrivals. The senders are the Locust users: in open loop :meth:`llm_locust.users.LLMUser.generate` takes the next
 ticket (:meth:`Dispatcher.take`), sends its request and frees its slot (:meth:`Dispatcher.release`) once the
-response is read.
+response is read. A ticket is handed out ``LEAD_NS`` (4 ms) ahead of its time: the sender prepares the request and
+its connection hand-over waits for the intended time (:mod:`llm_locust.sendclock`), so the send lag is the
+precision of that wait, not the request path (a slot it takes is held from the hand-out).
 
 * **Enough senders.** When a ticket is issued and no sender is idle, the dispatcher starts a spare sender (an
   instance of the run's user class, in the dispatcher's own greenlet group, reused for later tickets), so no
@@ -52,8 +54,12 @@ logger = logging.getLogger("llm_locust")
 MSG_RATE = "llm_rate"
 #: the longest the dispatcher sleeps before it looks for a rate change or a stop
 WAKE_CHECK_S = 0.05
-#: the dispatcher yields (instead of sleeping on a timer) this close to an intended send time
-SPIN_NS = 1_000_000
+#: a ticket is handed out this long before its intended send time: the sender does everything up to the write
+#: meanwhile, and its connection hand-over waits for the time (llm_locust.sendclock ``hold_ns``)
+LEAD_NS = 4_000_000
+#: the sender yields (rather than sleep on a timer, which fires about 0.5 ms late, later on a busy machine) for the
+#: last SPIN_NS before its time, at most SPIN_SHARE of the mean gap between arrivals (its CPU cost)
+SPIN_NS, SPIN_SHARE = 2_000_000, 0.2
 #: how often a master re-sends the rate split to its workers
 SPLIT_EVERY_S = 1.0
 #: the options a master adds for its workers at the start: the total rate now, and how many workers share it
@@ -100,7 +106,7 @@ class Dispatcher:
                 self._restart_timeline()
                 continue
             due = self.start_ns + int(t * 1e9)
-            if not self._sleep_until(due):
+            if not self._sleep_until(due - LEAD_NS):
                 self._restart_timeline()
                 continue
             if self.closed:
@@ -110,17 +116,13 @@ class Dispatcher:
     def _sleep_until(self, due: int) -> bool:
         """Wait until ``perf_counter_ns() >= due``; False if the rate changed meanwhile (seen within
         ``WAKE_CHECK_S``). A plain ``gevent.sleep``: in the tail it wakes sooner than an ``Event.wait``."""
-        # gevent's timers fire about 0.5 ms late (libev rounds epoll's wait up to the next ms): sleep until
-        # ``spin`` before the time, then yield to the other greenlets until it comes (a tenth of a gap at most)
-        rate = self.schedule.rate
-        spin = min(SPIN_NS, int(0.1e9 / rate)) if rate > 0 else 0
         while True:
             left = due - time.perf_counter_ns()
             if left <= 0:
                 return True
             if self._redraw or self.closed:
                 return False
-            gevent.sleep(0 if left <= spin else min((left - spin) / 1e9, WAKE_CHECK_S))
+            gevent.sleep(min(left / 1e9, WAKE_CHECK_S))
 
     def _restart_timeline(self) -> None:
         """After a rate change: the next gap is drawn at the new rate from now (arrivals are memoryless)."""
@@ -141,11 +143,13 @@ class Dispatcher:
 
     def _issue(self, due: int) -> None:
         now = time.perf_counter_ns()
+        rate = self.schedule.rate
+        spin = min(SPIN_NS, int(SPIN_SHARE * 1e9 / rate)) if rate > 0 else 0
         if self.cap is not None and self.in_flight >= self.cap:
-            self.backlog.append(Ticket(due, self.start_ns, now, queued=True))
+            self.backlog.append(Ticket(due, self.start_ns, now, queued=True, spin_ns=spin))
             return
         self.in_flight += 1
-        self._hand(Ticket(due, self.start_ns, now))
+        self._hand(Ticket(due, self.start_ns, now, spin_ns=spin))
 
     def _hand(self, ticket: Ticket) -> None:
         self.ready.put(ticket)
