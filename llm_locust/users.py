@@ -176,8 +176,8 @@ class LLMUser(FastHttpUser):
                 request_id=request_id, start_wall=start_wall, t0=clock.t_ns or t_call, out=out,
             )
             record.update(status=STATUS_CANCELLED, error_class="cancelled", error="in flight when the run stopped")
-            if ticket is not None:
-                ticket.stamp(record, clock.t_ns or t_call)
+            if ticket is not None:  # no connection handed over yet: never sent (it may have waited for its time)
+                ticket.stamp(record, clock.t_ns or None)
             llm.recorder.add(record)
             raise
         finally:
