@@ -13,7 +13,8 @@ rate (:func:`llm_locust.plugin.dispatch.set_total_rate`): a local runner's dispa
 a master sends each worker its share. ``--request-rate`` is not needed (the stages give it); ``--arrival``,
 ``--burstiness``, ``--max-concurrency`` and ``--seed`` apply as usual. The user count the shape asks Locust for is
 ``users`` (the sender pool the run starts with; spare senders are added when it runs dry, see
-:mod:`llm_locust.plugin.dispatch`).
+:mod:`llm_locust.plugin.dispatch`). After the last stage a master stops its workers (their last records come in,
+the reports are written), then the run ends, as with :class:`llm_locust.capacity.CapacityShape`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ class RateShape(LoadTestShape):
 
         rate = self.rate_at(self.get_run_time())
         if rate is None:
+            from locust.runners import MasterRunner
+
+            if isinstance(self.runner, MasterRunner):
+                self.runner.stop()  # the workers first: their last records come in and the reports are written
             return None
         if self.runner is not None:
             set_total_rate(self.runner.environment, rate)

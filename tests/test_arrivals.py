@@ -319,3 +319,37 @@ def test_the_rate_is_a_start_form_field_of_the_web_ui(tmp_path, mock_server):
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=20)
     assert "Traceback" not in err, err[-3000:]
+
+
+def test_a_rate_shape_reaches_the_workers(tmp_path, mock_server):
+    """The shape runs on the master; each of two workers draws its half of each stage's rate, and the run ends
+    complete after the last stage (the workers are stopped first)."""
+    mock = mock_server("--ttft-ms", "20", "--itl-ms", "2", "--output-tokens", "10")
+    locustfile = tmp_path / "shape_locustfile.py"
+    locustfile.write_text(SHAPE_FILE)
+    reports = tmp_path / "reports"
+    port = str(free_port())
+    common = [sys.executable, "-m", "locust", "-f", str(locustfile), *PROMPTS]
+    logs = [tmp_path / name for name in ("m.log", "w0.log", "w1.log")]
+    procs = [subprocess.Popen(
+        [*common, "--master", "--headless", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+         "--expect-workers", "2", "-H", mock.url, "--model", "m", "--seed", "8", "--report-dir", str(reports)],
+        cwd=ROOT, stdout=logs[0].open("w"), stderr=subprocess.STDOUT)]
+    procs += [subprocess.Popen([*common, "--worker", "--master-host", "127.0.0.1", "--master-port", port], cwd=ROOT,
+                               stdout=log.open("w"), stderr=subprocess.STDOUT) for log in logs[1:]]
+    try:
+        assert procs[0].wait(timeout=180) == 0, logs[0].read_text()[-3000:]
+        for p in procs[1:]:
+            p.wait(timeout=30)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    folder = next(p for p in reports.iterdir() if p.is_dir() and p.name != "workers")
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["run"]["complete"] is True
+    per_worker = [_col(_rows(p.parent), "intended_send_ms") for p in (reports / "workers").glob("*/requests.csv")]
+    assert len(per_worker) == 2
+    first = sum(len([t for t in w if t < 3500]) for w in per_worker) / 3.5
+    second = sum(len([t for t in w if 4500 <= t < 7500]) for w in per_worker) / 3.0
+    assert first == pytest.approx(10, rel=0.35) and second == pytest.approx(40, rel=0.35), (first, second)
