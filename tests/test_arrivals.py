@@ -353,3 +353,48 @@ def test_a_rate_shape_reaches_the_workers(tmp_path, mock_server):
     first = sum(len([t for t in w if t < 3500]) for w in per_worker) / 3.5
     second = sum(len([t for t in w if 4500 <= t < 7500]) for w in per_worker) / 3.0
     assert first == pytest.approx(10, rel=0.35) and second == pytest.approx(40, rel=0.35), (first, second)
+
+
+def test_a_worker_that_joins_gets_its_share_and_the_others_slow_down(tmp_path, mock_server):
+    """--enable-rebalancing: a third worker joins mid-run; the master re-splits the rate over three."""
+    import time
+
+    mock = mock_server("--ttft-ms", "20", "--itl-ms", "2", "--output-tokens", "10")
+    reports = tmp_path / "reports"
+    port = str(free_port())
+    master = _locust("--master", "--headless", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+                     "--expect-workers", "2", "--enable-rebalancing", "-u", "3", "-r", "3", "-t", "16s",
+                     "-H", mock.url, "--model", "m", "--request-rate", "60", "--seed", "9",
+                     "--report-dir", str(reports), log=tmp_path / "m.log")
+    workers = [_locust("--worker", "--master-host", "127.0.0.1", "--master-port", port, log=tmp_path / f"w{i}.log")
+               for i in range(2)]
+    try:
+        time.sleep(1)
+        wait_for_rows = 0  # requests booked by the workers
+        deadline = time.monotonic() + 90
+        while wait_for_rows < 150 and time.monotonic() < deadline:  # 2.5 s of the run at least
+            time.sleep(0.5)
+            logs = list((reports / "workers").glob("*/requests.csv")) if (reports / "workers").exists() else []
+            wait_for_rows = sum(len(p.read_text().splitlines()) - 1 for p in logs)
+        workers.append(_locust("--worker", "--master-host", "127.0.0.1", "--master-port", port,
+                               log=tmp_path / "w2.log"))
+        assert master.wait(timeout=180) == 0, (tmp_path / "m.log").read_text()[-3000:]
+        for w in workers:
+            w.wait(timeout=30)
+    finally:
+        for p in (master, *workers):
+            if p.poll() is None:
+                p.kill()
+    per_worker = sorted((_col(_rows(p.parent), "intended_send_ms") for p in (reports / "workers").glob(
+        "*/requests.csv")), key=len)
+    assert len(per_worker) == 3, (tmp_path / "m.log").read_text()[-3000:]
+    late, first_two = per_worker[0], per_worker[1:]
+    assert late, "the worker that joined sent requests"
+    # the two first workers: 30/s each before the join, 20/s each once the third takes its share
+    before = [len([t for t in w if 300 <= t < 2300]) / 2.0 for w in first_two]
+    end = max(max(w) for w in first_two)
+    after = [len([t for t in w if end - 4000 <= t < end]) / 4.0 for w in first_two]
+    assert all(b == pytest.approx(30, rel=0.3) for b in before), before
+    assert all(a == pytest.approx(20, rel=0.3) for a in after), after
+    assert max(late) - min(late) > 2000 and len(late) / ((max(late) - min(late)) / 1000) == \
+        pytest.approx(20, rel=0.35)
