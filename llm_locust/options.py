@@ -313,3 +313,49 @@ def add_arguments(parser: Any) -> None:
     _add(g, "--level-timeout", include_in_web_ui=False, type=float, default=300.0, env_var="LLM_LEVEL_TIMEOUT",
          help="Seconds a capacity-search level may take to measure its requests before it counts as broken. "
          "Default: 300")
+    # open-loop arrivals (llm_locust/arrivals.py, llm_locust/plugin/dispatch.py)
+    _add(
+        g,
+        "--request-rate",
+        type=float,
+        default=None,
+        env_var="LLM_REQUEST_RATE",
+        help="Open loop: send R requests per second in all (a master's workers share it), on a timeline that "
+        "does not wait for responses; -u is then only the sender pool the run starts with (more are added when it "
+        "runs dry). Default: off (closed-loop users, each sending its next request when the last one ends)",
+    )
+    _add(
+        g,
+        "--arrival",
+        choices=["poisson", "gamma", "constant"],
+        default="poisson",
+        env_var="LLM_ARRIVAL",
+        help="Distribution of the gaps between arrivals with --request-rate: poisson (exponential gaps), gamma "
+        "(shape --burstiness) or constant. Default: poisson",
+    )
+    _add(
+        g,
+        "--burstiness",
+        type=float,
+        default=1.0,
+        env_var="LLM_BURSTINESS",
+        help="Gamma shape of --arrival gamma (as vLLM's --burstiness): 1 is Poisson, below 1 burstier, above 1 "
+        "more regular. Default: 1",
+    )
+    _add(
+        g,
+        "--max-concurrency",
+        type=int,
+        default=None,
+        env_var="LLM_MAX_CONCURRENCY",
+        help="With --request-rate: at most C requests in flight (a master's workers share it); arrivals that find "
+        "them all taken wait in a client queue (queue_wait_ms in requests.csv). Default: no cap",
+    )
+    _add(
+        g,
+        "--seed",
+        type=int,
+        default=None,
+        env_var="LLM_SEED",
+        help="Seed of the random draws (arrival times), so a run can be repeated exactly. Default: unseeded",
+    )

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import fixedoutput, warmup
+from . import arrivals, fixedoutput, warmup
 from .errors import redact
 from .measure.metrics import STAT_KEYS, stats
 from .measure.record import FIELDS, STATUS_CANCELLED, STATUS_FAILED, STATUS_OK, Record
@@ -31,7 +31,8 @@ TOKEN_METRICS = ("input_tokens", "output_tokens", "total_tokens", "reasoning_tok
 REPORT_FIELDS = (
     "target", "api", "prompt", "status", "error_class", "error", *LATENCY_METRICS, *TOKEN_METRICS, "cost_usd",
     "cost_source", "itl_us", "itl_rule", "token_events", "input_tokens_source", "output_tokens_source", "t0_ns",
-    "elapsed_ms", "timestamp", "backoff_s", "warmup", "output_tokens_asked",
+    "elapsed_ms", "timestamp", "backoff_s", "warmup", "output_tokens_asked", "intended_send_ms", "queue_wait_ms",
+    "send_lag_ms",
 )
 _unknown = set(REPORT_FIELDS) - set(FIELDS)
 if _unknown:  # a renamed record field must be renamed here too
@@ -200,6 +201,9 @@ def summarize(
     overall = _group_summary(df, duration, itl)
     overall["requests_per_s"] = overall["throughput"]["requests_per_s"]
     overall["backoff_s"]["share"] = backoff_share(overall["backoff_s"]["total"], run.get("users"), duration)
+    open_loop = arrivals.summary(df, run.get("arrivals"))  # open-loop runs only (llm_locust.arrivals)
+    if open_loop is not None:
+        overall["arrivals"] = open_loop
     run["requests"] = overall["requests"]
     return {"run": run, "prompts": prompts, "targets": targets, "overall": overall}
 
@@ -281,6 +285,7 @@ def render_text(summary: dict[str, Any]) -> str:
     lines.append(f"- Total Tokens: {_num(o['total_tokens']['total'], '', 0)}")
     total_cost = o["cost_usd"]["total"]
     lines.append(f"- Total Cost: {_cost(total_cost)}" + (_src(o["cost_sources"]) if total_cost is not None else ""))
+    lines += arrivals.render(o.get("arrivals"))
     return "\n".join(lines) + "\n"
 
 
@@ -344,6 +349,7 @@ def render_console(summary: dict[str, Any], folder: Path | None) -> str:
         f"{_num(o['throughput']['output_tokens_per_s'], ' output tokens/s')}. "
         "TTFT/TPOT/ITL/E2E in ms (s above 1000 ms); tok/s per request; in/out = mean tokens per request."
     )
+    out += [line[2:] for line in arrivals.render(o.get("arrivals"))]
     out += error_lines(o)
     for extra in (warmup.render(summary), backoff_warning(summary), fixedoutput.warning(summary)):
         if extra:

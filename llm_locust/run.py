@@ -142,6 +142,7 @@ class LLMRun:
     backoff: Policy = field(default_factory=Policy)  # each user's wait after a failure (llm_locust.backoff)
     warmup: Warmup = field(default_factory=Warmup)  # which requests are --warmup (llm_locust.warmup)
     live: Any = None  # the LiveView, on a local runner or a master
+    arrivals: Any = None  # open loop: the Dispatcher (local runner, worker) or RateSplit (master); llm_locust.arrivals
     server: Any = None  # the server's scraped metrics (llm_locust.servermetrics.ServerMetrics), local runner or master
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     #: start order of this process's users (``--stagger``)

@@ -12,7 +12,11 @@ moves the stamp:
   ``clock.t_ns = time.perf_counter_ns()`` as it hands the connection over: what follows in geventhttpclient is
   encoding the head and one ``sendall`` (a non-blocking ``send`` on a roomy socket buffer), with no switch;
 * on a fresh connection the stamp is taken before the connect: TTFT includes connection set-up, as with any
-  client that opens a connection for a request.
+  client that opens a connection for a request;
+* ``clock.hold_ns`` (open-loop arrivals, :mod:`llm_locust.plugin.dispatch`): when set, the hand-over waits until
+  that ``perf_counter_ns()`` (a timer, then yielding to the other greenlets for the last ``clock.spin_ns``:
+  gevent's timers fire about 0.5 ms late), so a request whose arrival was handed out early is written at its intended
+  time, everything before the write already done.
 
 Use::
 
@@ -32,16 +36,29 @@ from geventhttpclient.client import HTTPClient, HTTPClientPool
 from geventhttpclient.url import URL
 
 _select = get_original("select", "select")
+#: a held hand-over yields (instead of sleeping on a timer) this close to its time
+SPIN_NS = 1_000_000
 
 
 class SendClock:
     """``t_ns``: ``perf_counter_ns()`` when the last request's connection was handed over for its write."""
 
-    __slots__ = ("t_ns", "fresh")
+    __slots__ = ("fresh", "hold_ns", "spin_ns", "t_ns")
 
     def __init__(self) -> None:
         self.t_ns = 0
         self.fresh = False
+        self.hold_ns = 0  # hand the next connection over no earlier than this perf_counter_ns() (0: at once)
+        self.spin_ns = SPIN_NS  # the part of that wait spent yielding rather than on a timer
+
+
+def hold_until(t_ns: int, spin_ns: int = SPIN_NS) -> None:
+    """Return once ``perf_counter_ns() >= t_ns``: a gevent sleep to ``spin_ns`` before it, then yields."""
+    import gevent
+
+    now = time.perf_counter_ns
+    while (left := t_ns - now()) > 0:
+        gevent.sleep(0 if left <= spin_ns else (left - spin_ns) / 1e9)
 
 
 def _alive(sock: Any) -> bool:
@@ -67,6 +84,9 @@ def instrument(pool: Any, clock: SendClock) -> None:
         return create_socket()
 
     def _get_socket() -> Any:
+        if clock.hold_ns:
+            hold_until(clock.hold_ns, clock.spin_ns)
+            clock.hold_ns = 0
         clock.fresh = False
         sock = get_socket()
         if not clock.fresh:

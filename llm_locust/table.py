@@ -39,6 +39,7 @@ STRING_FIELDS = (
 )
 FLOAT_FIELDS = (
     "ttft_ms", "ttft_text_ms", "tpot_ms", "e2e_ms", "output_tokens_per_s", "cost_usd", "elapsed_ms", "backoff_s",
+    "intended_send_ms", "queue_wait_ms", "send_lag_ms",
 )
 INT_FIELDS = (
     "input_tokens", "output_tokens", "reasoning_tokens", "output_tokens_server", "output_tokens_local",

@@ -21,7 +21,9 @@ by the end of a run (``cancelled``) and the backoff after a failure (:mod:`llm_l
 booked in the record's ``backoff_s``; the user takes it as part of its ``wait_time``, so a stop interrupts it). The
 backoff is decided when the response has been read, from what is known then (status, transport error, timeout,
 retry hint, elapsed time); a failure found only by parsing the stream (malformed, incomplete, empty) is booked by
-the bookkeeper and delays the user's next wait. The hot path, per request:
+the bookkeeper and delays the user's next wait. In open loop (``--request-rate``) a user is a sender: each task
+takes the next arrival from the run's dispatcher (:mod:`llm_locust.plugin.dispatch`), sends it, frees its slot when
+the response is read, and stamps the arrival's fields into the record (backoff is off). The hot path, per request:
 
 * ``t0`` is stamped by the connection pool as it hands the connection over for the write
   (:mod:`llm_locust.sendclock`), so nothing runs between ``t0`` and the write of the request;
@@ -91,9 +93,23 @@ class LLMUser(FastHttpUser):
 
     @task
     def generate(self) -> None:
+        arrivals = self.llm.arrivals
+        if arrivals is None:
+            self._generate(None)
+            return
+        ticket = arrivals.take()  # open loop: the next arrival, with a slot (llm_locust.plugin.dispatch)
+        try:
+            self._generate(ticket)
+        except StopUser:
+            arrivals.close()  # --max-requests is used up: no more arrivals
+            raise
+        finally:
+            arrivals.release()
+
+    def _generate(self, ticket: Any) -> None:
         plan = self.llm.plan
         if plan is None:
-            self.call(self.llm.pick())
+            self.call(self.llm.pick(), ticket=ticket)
             return
         job = plan.take(self.target if self.llm.bind_users else None)
         if job is None:  # this user's share of --max-requests is done
@@ -105,7 +121,7 @@ class LLMUser(FastHttpUser):
         plan.in_flight += 1
         deferred = False
         try:
-            deferred = self.call(prompt, on_booked=self._planned_request_booked)
+            deferred = self.call(prompt, on_booked=self._planned_request_booked, ticket=ticket)
         finally:
             if not deferred:
                 self._planned_request_booked()
@@ -117,10 +133,11 @@ class LLMUser(FastHttpUser):
         if plan.done:
             gevent.spawn(self.environment.runner.quit)
 
-    def call(self, prompt: Prompt, on_booked: Callable[[], None] | None = None) -> bool:
+    def call(self, prompt: Prompt, on_booked: Callable[[], None] | None = None, ticket: Any = None) -> bool:
         """Send one prompt and read the answer; hand the rest (parsing, record, request event, then ``on_booked``)
         to the run's bookkeeper and return True. (A request cut short by the end of the run is booked at once as
-        cancelled, and ``GreenletExit`` propagates.)"""
+        cancelled, and ``GreenletExit`` propagates.) ``ticket``: its open-loop arrival
+        (:class:`llm_locust.arrivals.Ticket`), stamped into the record."""
         llm, target = self.llm, self.target
         prep = target.prepare(prompt, llm.token_limit)
         request_id = llm.next_request_id()
@@ -129,6 +146,9 @@ class LLMUser(FastHttpUser):
         out = StreamResult(self.protocol)
         clock = self._send_clock
         clock.t_ns = 0
+        clock.hold_ns = ticket.ready_ns() if ticket is not None else 0  # open loop: written at its time (sendclock)
+        if ticket is not None:
+            clock.spin_ns = ticket.spin_ns
         start_wall = time.time()
         timer = gevent.Timeout(llm.timeout)
         timer.start()
@@ -158,6 +178,8 @@ class LLMUser(FastHttpUser):
                 output_tokens_asked=prep.output_tokens_asked,
             )
             record.update(status=STATUS_CANCELLED, error_class="cancelled", error="in flight when the run stopped")
+            if ticket is not None:  # no connection handed over yet: never sent (it may have waited for its time)
+                ticket.stamp(record, clock.t_ns or None)
             llm.recorder.add(record)
             raise
         finally:
@@ -170,14 +192,14 @@ class LLMUser(FastHttpUser):
         })
         llm.books.defer(
             self._book(resp, out, target, prompt, prep.input_tokens_local, request_id, start_wall, t0, wait, on_booked,
-                       warmup=warm, asked=prep.output_tokens_asked)
+                       warmup=warm, asked=prep.output_tokens_asked, ticket=ticket)
         )
         return True
 
     def _book(
         self, resp: Any, out: StreamResult, target: Target, prompt: Prompt, input_tokens_local: int, request_id: str,
         start_wall: float, t0: int, wait: float, on_booked: Callable[[], None] | None, warmup: bool = False,
-        asked: int | None = None,
+        asked: int | None = None, ticket: Any = None,
     ) -> Iterator[None]:
         """The tail of one request, in bounded steps (a job of :class:`~llm_locust.bookkeeper.Bookkeeper`)."""
         secrets = self.llm.secrets()
@@ -190,6 +212,8 @@ class LLMUser(FastHttpUser):
         if record["status"] != "ok" and wait == 0.0:  # a failure found by parsing: its backoff comes now
             wait = self.backoff.after(record)
         record["backoff_s"] = wait
+        if ticket is not None:
+            ticket.stamp(record, t0)
         yield
         with resp:
             meta = resp.request_meta

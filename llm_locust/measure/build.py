@@ -93,6 +93,9 @@ def build_record(
         "http_status": out.status,
         "retry_after_s": out.retry_after,
         "backoff_s": 0.0,  # set by the user once its backoff policy has seen the record
+        "intended_send_ms": None,  # the three arrival fields: set by the user in open loop (arrivals.Ticket)
+        "queue_wait_ms": None,
+        "send_lag_ms": None,
         "ttft_ms": t.ttft_ms,
         "ttft_text_ms": t.ttft_text_ms,
         "e2e_ms": t.e2e_ms,

@@ -52,6 +52,9 @@ class Record(TypedDict):
     http_status: int | None
     retry_after_s: float | None
     backoff_s: float  # the wait this request imposed on its user before the user's next request (llm_locust.backoff)
+    intended_send_ms: float | None  # open loop: intended send time, ms from the arrival timeline's start
+    queue_wait_ms: float | None  # open loop: time waiting for a --max-concurrency slot
+    send_lag_ms: float | None  # open loop: actual send (t0) - max(intended, slot free): how late the client sent
     ttft_ms: float | None
     ttft_text_ms: float | None
     e2e_ms: float | None

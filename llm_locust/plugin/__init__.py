@@ -47,9 +47,9 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from .. import webui
 from ..options import add_arguments
-from . import mock, requestlog
+from . import dispatch, mock, requestlog
 from .session import LLMSession, session_of
-from .validate import check_options, fail, start_exporter
+from .validate import check_arrivals, check_options, fail, start_exporter
 
 __all__ = ["LLMSession", "fail", "on_init", "register", "session_of"]
 
@@ -85,6 +85,7 @@ def on_init(environment: Any, runner: Any = None, **_: Any) -> None:
     requestlog.install(environment)
     if isinstance(runner, WorkerRunner):
         gevent.spawn(watch_master, runner)
+        dispatch.wire_worker(runner)
         _preload()
         _catch_up_clock()
         return
@@ -92,6 +93,7 @@ def on_init(environment: Any, runner: Any = None, **_: Any) -> None:
         session.wire_master(runner)
     session.take_over_run_time()
     check_options(opts, environment.host)
+    check_arrivals(environment)
     start_exporter(environment, opts)  # our /metrics on --metrics-port (llm_locust.exporter)
     if getattr(opts, "capacity_search", False):
         from ..capacity import CapacityShape

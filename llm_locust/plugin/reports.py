@@ -95,6 +95,7 @@ def run_meta(run: LLMRun, opts: Namespace, users: int, books: dict[str, Any]) ->
         "warmup": run.warmup.spec.describe(),
         "locust_version": locust.__version__,
         "llm_locust_version": __version__,
+        **({"arrivals": vars(run.arrivals.settings)} if run.arrivals is not None else {}),
         **books,
     }
 

@@ -38,11 +38,12 @@ import gevent
 from locust.runners import MasterRunner, WorkerRunner
 
 from .. import distributed, headroom, runinfo, validity
+from ..backoff import Policy
 from ..capacity import CapacityShape
 from ..live import LiveView
 from ..run import ATTR, LLMRun
 from ..servermetrics import ServerMetrics
-from . import master, sampler
+from . import dispatch, master, sampler
 from .mock import EmbeddedMock
 from .reports import exit_code, write_run_reports
 from .resolve import build_run
@@ -79,12 +80,15 @@ class LLMSession:
         self.monitor: validity.Monitor | None = None
         self.health: dict[str, dict[str, Any]] = {}  # per worker, its validity summary (on a master)
         self.stopped_run: LLMRun | None = None
+        #: the whole run's request rate set by a rate shape's stage (llm_locust.rateshape), None without one
+        self.shape_rate: float | None = None
         setattr(environment, SESSION_ATTR, self)
         events = environment.events
         events.spawning_complete.add_listener(self.on_spawning_complete)
         events.quit.add_listener(self.on_quit)
         events.report_to_master.add_listener(self.on_report_to_master)
         events.worker_report.add_listener(self.on_worker_report)
+        events.test_stopping.add_listener(self.on_test_stopping)
 
     def wire_master(self, runner: Any) -> None:
         self.collector = distributed.Collector()
@@ -131,6 +135,7 @@ class LLMSession:
             return
         try:
             run = build_run(environment, self.mock.url if self.mock else None)
+            open_loop = dispatch.settings_for(environment) is not None
         except (*INPUT_ERRORS, ValueError) as e:
             logger.error("llm-locust cannot start this run: %s", e)
             setattr(environment, ATTR, None)
@@ -138,6 +143,8 @@ class LLMSession:
             if environment.runner is not None:
                 gevent.spawn(environment.runner.quit)  # not from inside the greenlet that quit() kills
             return
+        if open_loop:
+            run.backoff = Policy(enabled=False)  # open loop: a failure does not delay the arrivals
         setattr(environment, ATTR, run)
         self.peak_users = 0
         self.health = {}
@@ -177,6 +184,7 @@ class LLMSession:
                 "llm-locust: %s %s @ %s; per-request log %s", run.api, run.model, run.host, run.recorder.csv_path
             )
             logger.info(headroom.startup_message(opts.num_users if opts.headless else None))
+        dispatch.start(environment, run)  # open loop only; last: the arrival timeline starts once the set-up is done
 
     def on_spawning_complete(self, user_count: int, **_: Any) -> None:
         self.peak_users = max(self.peak_users, user_count)
@@ -198,6 +206,12 @@ class LLMSession:
             self.collector.ingest(client_id, rows)
 
     # ------------------------------------------------------------ stop
+
+    def on_test_stopping(self, environment: Any, **_: Any) -> None:
+        """Before Locust stops the users: open-loop arrivals stop, queued ones are booked (llm_locust.plugin.
+        dispatch)."""
+        if environment is self.environment:
+            dispatch.stop(environment)
 
     def on_test_stop(self, environment: Any, **_: Any) -> None:
         run = self.run

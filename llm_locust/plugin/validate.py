@@ -113,6 +113,19 @@ def check_fixed_output(opts: Namespace, prompts: list[Any]) -> None:
         print(note, file=sys.stderr, flush=True)
 
 
+def check_arrivals(environment: Any) -> None:
+    """The open-loop flags (``--request-rate``, ``--arrival``, ``--burstiness``, ``--max-concurrency``,
+    ``--seed``; :func:`llm_locust.arrivals.settings`); :func:`fail` on the first problem."""
+    from .dispatch import settings_for
+
+    try:
+        open_loop = settings_for(environment)
+    except ValueError as e:
+        fail(str(e))
+    if open_loop is not None and getattr(environment.parsed_options, "capacity_search", False):
+        fail("--capacity-search searches user counts (closed loop): drop --request-rate")
+
+
 def start_exporter(environment: Any, opts: Namespace) -> None:
     """Serve ``/metrics`` on ``--metrics-port`` when one is given; :func:`fail` if the port cannot be bound."""
     port = getattr(opts, "metrics_port", None)
