@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from . import sessions
 from .backoff import Policy
 from .bookkeeper import Bookkeeper
 from .pricing import PriceBook, Rate
@@ -71,29 +72,38 @@ class Target:
         if spec.prices:
             self.prices.rates.insert(0, Rate(spec.model, **spec.prices))
             self.prices.price_file = f"targets:{spec.name}"
-        self._prepared: dict[str, Prepared] = {}
+        self._prepared: dict[tuple[str, str, int | None], Prepared] = {}
+        #: per session template (id): local token counts of its system prompt and messages, and of each turn
+        self.turn_counts: dict[int, tuple[int, tuple[int, ...]]] = {}
         #: every credential this target sends: removed from error messages and anything else the run shows
         self.secrets: tuple[str, ...] = tuple(dict.fromkeys([*([api_key] if api_key else []),
                                                              *self.protocol.secrets(api_key)]))
 
     def prepare(self, prompt: Prompt, default_limit: int | None) -> Prepared:
-        prep = self._prepared.get(prompt.name)
+        """The request for ``prompt``, made once per (name, text, limit); a session's turn (``prompt.session``) is
+        made each time, its local count given (``prompt.tokens_local``: nothing is tokenized per request)."""
+        if prompt.session is not None:
+            return self._build(prompt, default_limit, prompt.tokens_local or 0)
+        key = (prompt.name, prompt.text, prompt.token_limit)
+        prep = self._prepared.get(key)
         if prep is None:
-            proto = self.protocol
-            headers = {
-                "Content-Type": "application/json",
-                "Accept": "application/x-ndjson" if proto.framing == "ndjson" else "text/event-stream",
-                "Accept-Encoding": "identity",
-                **proto.headers(self.api_key),
-            }
-            reasoning = pick(prompt.reasoning, self.spec.reasoning, self.reasoning)
-            extra = [e for e in (self.spec.extra_body, prompt.extra_body) if e]
-            fields = proto.request_body(prompt, prompt.token_limit or default_limit, reasoning, extra)
-            body = json.dumps(fields, ensure_ascii=False).encode()
             local_in = self.tokens.count("\n".join(m["content"] for m in prompt.chat_messages()))
-            prep = Prepared(self.host.rstrip("/") + proto.request_path(), body, headers, local_in)
-            self._prepared[prompt.name] = prep
+            prep = self._prepared[key] = self._build(prompt, default_limit, local_in)
         return prep
+
+    def _build(self, prompt: Prompt, default_limit: int | None, local_in: int) -> Prepared:
+        proto = self.protocol
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/x-ndjson" if proto.framing == "ndjson" else "text/event-stream",
+            "Accept-Encoding": "identity",
+            **proto.headers(self.api_key),
+        }
+        reasoning = pick(prompt.reasoning, self.spec.reasoning, self.reasoning)
+        extra = [e for e in (self.spec.extra_body, prompt.extra_body) if e]
+        fields = proto.request_body(prompt, prompt.token_limit or default_limit, reasoning, extra)
+        body = json.dumps(fields, ensure_ascii=False).encode()
+        return Prepared(self.host.rstrip("/") + proto.request_path(), body, headers, local_in)
 
 
 class Plan:
@@ -137,6 +147,8 @@ class LLMRun:
     started_users: Any = field(default_factory=itertools.count)
     #: runs the per-request tails off the streams' critical path (llm_locust.bookkeeper)
     books: Bookkeeper = field(default_factory=Bookkeeper)
+    #: where the prompts came from (llm_locust.sources): summary.json's run.prompt_source
+    prompt_source: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self._weights = [p.weight for p in self.prompts]
@@ -186,6 +198,7 @@ class LLMRun:
         for target in self.targets:
             for prompt in self.prompts:
                 target.prepare(prompt, self.token_limit)
+            sessions.count_turns(target, self.prompts)
             target.tokens.count("warm up")
             provider_id, model = target.protocol.price_ref()
             target.prices.cost(model, 1, 1, 0, time.time(), provider_id)

@@ -41,7 +41,7 @@ FLOAT_FIELDS = (
 )
 INT_FIELDS = (
     "input_tokens", "output_tokens", "reasoning_tokens", "output_tokens_server", "output_tokens_local",
-    "token_events",
+    "token_events", "turn", "cached_tokens",
 )
 #: every record field the table keeps (plus the derived ``total_tokens`` and ``itl_n`` in :meth:`frame`)
 KEPT_FIELDS = (*STRING_FIELDS, *FLOAT_FIELDS, *INT_FIELDS, "t0_ns", "itl_us", "timestamp")

@@ -44,7 +44,7 @@ from gevent import GreenletExit
 from locust import FastHttpUser, task
 from locust.exception import StopUser
 
-from . import errors, sendclock, stagger
+from . import errors, sendclock, sessions, stagger
 from .backoff import Backoff
 from .errors import LLMError
 from .measure.build import build_record
@@ -78,6 +78,7 @@ class LLMUser(FastHttpUser):
         self.client.client.valid_response_codes = _ALL_STATUSES
         self.protocol: Protocol = self.target.protocol
         self._send_clock = sendclock.install(self)
+        self.sessions = sessions.for_run(self.llm)  # None unless the run has multi-turn sessions
         # Backoff is part of the wait before the next task: the user waits in Locust's waiting state, so a stop
         # ends the wait at once (llm_locust.backoff says how long).
         self.backoff = Backoff(self.llm.backoff)
@@ -93,7 +94,8 @@ class LLMUser(FastHttpUser):
     def generate(self) -> None:
         plan = self.llm.plan
         if plan is None:
-            self.call(self.llm.pick())
+            prompt = self.llm.pick()
+            self.call(prompt if self.sessions is None else self.sessions.next(prompt, self.target))
             return
         job = plan.take(self.target if self.llm.bind_users else None)
         if job is None:  # this user's share of --max-requests is done
@@ -102,6 +104,8 @@ class LLMUser(FastHttpUser):
             raise StopUser()
         self.target, prompt = job
         self.protocol = self.target.protocol
+        if self.sessions is not None:
+            prompt = self.sessions.next(prompt, self.target)
         plan.in_flight += 1
         deferred = False
         try:
@@ -183,6 +187,8 @@ class LLMUser(FastHttpUser):
             user=type(self).__name__, target=target, prompt=prompt, input_tokens_local=input_tokens_local,
             request_id=request_id, start_wall=start_wall, t0=t0, out=out,
         )
+        if prompt.session is not None and self.sessions is not None:  # the next turn waits for this answer
+            self.sessions.answered(prompt, record, out.clock.text)
         if record["status"] != "ok" and wait == 0.0:  # a failure found by parsing: its backoff comes now
             wait = self.backoff.after(record)
         record["backoff_s"] = wait

@@ -91,6 +91,7 @@ def run_meta(run: LLMRun, opts: Namespace, users: int, books: dict[str, Any]) ->
         "started_at": run.started_at,
         "prompt_file": str(opts.prompt_file),
         "token_limit": run.token_limit,
+        "prompt_source": run.prompt_source,
         "locust_version": locust.__version__,
         "llm_locust_version": __version__,
         **books,
