@@ -160,27 +160,35 @@ def iter_records(f: IO[bytes]) -> Iterator[Any]:
 
 
 def _lines(f: IO[bytes], head: bytes) -> Iterator[Any]:
-    buf = head
+    buf, pos, eof = bytearray(head), 0, False
     while True:
-        nl = buf.find(b"\n")
-        while nl < 0 and len(buf) <= MAX_RECORD_BYTES:
+        nl = buf.find(b"\n", pos)
+        while nl < 0 and not eof and len(buf) - pos <= MAX_RECORD_BYTES:
+            del buf[:pos]
+            pos = 0
             more = f.read(CHUNK)
             if not more:
+                eof = True
                 break
+            start = len(buf)
             buf += more
-            nl = buf.find(b"\n", len(buf) - len(more))
-        if nl < 0 and len(buf) > MAX_RECORD_BYTES:  # skip to the end of this line
-            while True:
+            nl = buf.find(b"\n", start)
+        if nl < 0 and len(buf) - pos > MAX_RECORD_BYTES:  # skip the rest of this line
+            buf, pos = bytearray(), 0
+            while not eof:
                 more = f.read(CHUNK)
-                if not more or (cut := more.find(b"\n")) >= 0:
-                    buf = more[cut + 1:] if more else b""
+                eof = not more
+                if (cut := more.find(b"\n")) >= 0:
+                    buf = bytearray(more[cut + 1:])
                     break
             yield _Bad("line too long")
-            if not buf and not more:
-                return
             continue
-        line, buf = (buf, b"") if nl < 0 else (buf[:nl], buf[nl + 1:])
-        if line.strip():
+        end = len(buf) if nl < 0 else nl
+        line = bytes(buf[pos:end])
+        pos = end + 1
+        if len(line) > MAX_RECORD_BYTES:
+            yield _Bad("line too long")
+        elif line.strip():
             try:
                 yield json.loads(line)
             except (ValueError, UnicodeDecodeError):
