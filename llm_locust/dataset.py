@@ -42,6 +42,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
+import gevent
+
 from .prompts import Prompt
 
 logger = logging.getLogger(__name__)
@@ -335,6 +337,8 @@ def load_dataset(
             except OSError as e:
                 raise DatasetError(f"--dataset {path}: read failed ({e.strerror or e}); check the file") from None
             stats.records += 1
+            if not stats.records % 4096:
+                gevent.sleep(0)  # on a worker, at test start: let the master's heartbeats through
             key = rng.random()
             conv = conversation(record, fields)
             if isinstance(conv, str):

@@ -152,6 +152,8 @@ class LLMRun:
 
     def __post_init__(self) -> None:
         self._weights = [p.weight for p in self.prompts]
+        #: a prompt is a multi-turn session template: users keep session state (llm_locust.sessions)
+        self.has_sessions = any(p.turns for p in self.prompts)
         # users are dealt to targets in turn, each target as often as its weight (rounded, at least once)
         order = [t for t in self.targets for _ in range(max(1, round(t.spec.weight)))]
         self._deal = itertools.cycle(order)

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 def for_run(run: LLMRun) -> UserSessions | None:
     """A user's session state, or None when the run has no session template (single-turn prompts only)."""
-    return UserSessions(run) if any(p.turns for p in run.prompts) else None
+    return UserSessions(run) if run.has_sessions else None
 
 
 def count_turns(target: Target, prompts: list[Prompt]) -> None:

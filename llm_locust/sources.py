@@ -11,9 +11,9 @@ source for the reports (``summary.json``'s ``run.prompt_source``):
 
 Synthetic text is made with the first target's tokenizer (the model named by ``model``). Draws come from one
 ``random.Random(--seed)``: the same seed and options give the same prompts, on every process of a distributed run.
-The result is cached by its inputs, so the check at start-up and the run's set-up read a dataset once in a local
-run (a worker reads it at its test start). Problems raise the ``ValueError`` subclasses of the modules above, each
-one line naming the problem and the fix.
+The result is cached by its inputs (the files' modification times and sizes included), so the check at start-up and
+the run's set-up read a dataset once in a local run (a worker reads it at its test start). Problems raise the
+``ValueError`` subclasses of the modules above, each one line naming the problem and the fix.
 """
 
 from __future__ import annotations
@@ -42,7 +42,16 @@ OPTION_NAMES = (
 def run_prompts(opts: Namespace, model: str) -> tuple[list[Prompt], dict[str, Any]]:
     """The run's prompts and the description of their source (see the module docs)."""
     values = tuple(_blank_none(getattr(opts, name, None)) for name in OPTION_NAMES)
-    return _resolve(model, *values)
+    return _resolve(model, *values, stamps=(_stamp(values[0]), _stamp(values[4])))
+
+
+def _stamp(path: Any) -> tuple[int, int] | None:
+    """A file's modification time and size: an edited prompt file or dataset is read again for the next run."""
+    try:
+        st = Path(path).stat()
+    except (OSError, TypeError, ValueError):
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 def _blank_none(value: Any) -> Any:
@@ -64,7 +73,7 @@ def _int(value: Any, flag: str, low: int = 1) -> int | None:
 @functools.lru_cache(maxsize=4)
 def _resolve(
     model: str, prompt_file: str, input_tokens: Any, output_tokens: Any, seed: Any, dataset: Any, fields: Any,
-    sample: Any, min_in: Any, max_in: Any, session_turns: Any,
+    sample: Any, min_in: Any, max_in: Any, session_turns: Any, stamps: Any = None,
 ) -> tuple[list[Prompt], dict[str, Any]]:
     seed = _int(seed, "--seed", 0)
     rng = random.Random(seed)

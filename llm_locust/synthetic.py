@@ -17,10 +17,12 @@ list of common words, also estimated. :class:`Vocabulary` says which (``exact``,
 The drawn output length is the prompt's ``token_limit`` (the ``max_tokens`` the request asks for); the drawn input
 length is kept as the prompt's ``input_tokens_asked`` and lands in the record's column of that name.
 
-Cost: the vocabulary is built once per encoding (~0.1 s for o200k_base); a prompt costs one ``random.choices``
-and a join (about 20 µs per 512 tokens). It all happens at start-up (:func:`synthetic_prompts`, called when the
-run is built, before any user starts): nothing is tokenized or generated per request. Draws come from the
-``random.Random`` the caller passes (seeded by ``--seed``), so the same seed gives the same prompts.
+Cost (measured on the 2-core dev VM under load): the vocabulary is built once per encoding (0.13-0.75 s for
+o200k_base); a 512-token prompt costs one ``random.choices`` and a join (~80 µs), 1,000 of them 0.2 s, and the run's
+warm-up counts each once with tiktoken (0.5 s for 1,000 × 512 tokens). ``POOL_TOKEN_BUDGET`` bounds both (and the
+memory: ~6 bytes a token, twice with the prepared bodies). It all happens at start-up (:func:`synthetic_prompts`,
+called when the run is built, before any user starts): nothing is tokenized or generated per request. Draws come
+from the ``random.Random`` the caller passes (seeded by ``--seed``), so the same seed gives the same prompts.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import random
 import re
 from dataclasses import dataclass, replace
 
+import gevent
+
 from .prompts import Prompt
 from .tokens import DEFAULT_ENCODING, _load, encoding_name_for
 
@@ -39,7 +43,7 @@ MAX_TOKENS = 1_000_000
 #: distinct synthetic prompts prepared per spec by default (fewer for long prompts: see :func:`pool_size`)
 DEFAULT_POOL = 1000
 #: tokens of synthetic prompt text kept in memory per spec, at most (bounds ``pool_size`` for long prompts)
-POOL_TOKEN_BUDGET = 4_000_000
+POOL_TOKEN_BUDGET = 1_000_000
 _WORD = re.compile(rb" [a-z]{3,12}")
 #: common English words, about one token each in most tokenizers: the fallback without tiktoken's files
 FALLBACK_WORDS: tuple[str, ...] = tuple(
@@ -177,7 +181,9 @@ def synthetic_prompts(base: Prompt, spec: Spec, vocab: Vocabulary, rng: random.R
     them), each with a text of a drawn input length and, when ``spec.output`` is given, a drawn ``token_limit``."""
     n = pool_size(spec.input.mean, spec.count)
     out = []
-    for _ in range(n):
+    for i in range(n):
+        if i % 64 == 63:
+            gevent.sleep(0)  # on a worker, at test start: let the master's heartbeats through
         asked = spec.input.draw(rng)
         limit = spec.output.draw(rng) if spec.output is not None else base.token_limit
         out.append(replace(base, text=text_of(asked, vocab, rng), token_limit=limit, weight=base.weight / n,

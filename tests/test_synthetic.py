@@ -84,8 +84,8 @@ def test_fallback_words_without_tiktoken_are_marked():
 
 
 def test_pool_bounds_memory_for_long_prompts():
-    assert pool_size(512) == 1000
-    assert pool_size(100_000) == 40
+    assert pool_size(512) == 1000 and pool_size(1000) == 1000
+    assert pool_size(4096) == 244 and pool_size(100_000) == 16
     assert pool_size(1_000_000) == 16
     assert pool_size(8, count=3) == 3
 
