@@ -31,6 +31,9 @@ the bookkeeper and delays the user's next wait. The hot path, per request:
 * the rest (parsing, :func:`~llm_locust.measure.build.build_record`, the request event, the CSV row, the live view)
   is a job for the run's :class:`~llm_locust.bookkeeper.Bookkeeper`, which runs it in bounded steps when the event
   loop is idle; the user sends its next request at once. The request event fires when the job ends.
+
+A run with multi-turn sessions (:mod:`llm_locust.sessions`) gives each user a ``sessions`` state: the prompt drawn
+becomes the session's next turn, which waits for the previous answer (handed over by the job once parsed).
 """
 
 from __future__ import annotations
