@@ -376,6 +376,7 @@ def render_console(summary: dict[str, Any], folder: Path | None) -> str:
         f"{_num(o['throughput']['output_tokens_per_s'], ' output tokens/s')}. "
         "TTFT/TPOT/ITL/E2E in ms (s above 1000 ms); tok/s per request; in/out = mean tokens per request."
     )
+    out += turn_lines(o)[3:]  # multi-turn sessions: one line per turn
     out += error_lines(o)
     warning = backoff_warning(summary)
     if warning:

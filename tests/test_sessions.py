@@ -138,6 +138,7 @@ def test_a_three_turn_session_sends_growing_histories(tmp_path: Path, mock_serve
     assert [(t["turn"], t["requests"]) for t in turns] == [(1, 2), (2, 2), (3, 2)]
     assert [round(t["input_tokens"]["mean"]) for t in turns] == [5, 15, 24]
     assert "Per turn (multi-turn sessions)" in (run.folder / "summary.txt").read_text()
+    assert "- Turn 3: 2 requests (0 failed)" in run.stdout + run.stderr, "the console summary too"
 
 
 def test_sessions_from_a_dataset_with_several_users(tmp_path: Path, mock_server, locust_run):
