@@ -75,6 +75,9 @@ class Target:
         self._prepared: dict[tuple[str, str, int | None], Prepared] = {}
         #: per session template (id): local token counts of its system prompt and messages, and of each turn
         self.turn_counts: dict[int, tuple[int, tuple[int, ...]]] = {}
+        #: session turns' requests made ahead (id of the turn's prompt -> (prompt, request)); the prompt is kept, so
+        #: its id stays its own while the entry lives
+        self._turn_bodies: dict[int, tuple[Prompt, Prepared]] = {}
         #: every credential this target sends: removed from error messages and anything else the run shows
         self.secrets: tuple[str, ...] = tuple(dict.fromkeys([*([api_key] if api_key else []),
                                                              *self.protocol.secrets(api_key)]))
@@ -83,6 +86,9 @@ class Target:
         """The request for ``prompt``, made once per (name, text, limit); a session's turn (``prompt.session``) is
         made each time, its local count given (``prompt.tokens_local``: nothing is tokenized per request)."""
         if prompt.session is not None:
+            made = self._turn_bodies.pop(id(prompt), None)
+            if made is not None and made[0] is prompt:
+                return made[1]
             return self._build(prompt, default_limit, prompt.tokens_local or 0)
         key = (prompt.name, prompt.text, prompt.token_limit)
         prep = self._prepared.get(key)
@@ -90,6 +96,14 @@ class Target:
             local_in = self.tokens.count("\n".join(m["content"] for m in prompt.chat_messages()))
             prep = self._prepared[key] = self._build(prompt, default_limit, local_in)
         return prep
+
+    def prebuild(self, prompt: Prompt, default_limit: int | None) -> None:
+        """Make a session turn's request ahead of its sending (llm_locust.sessions); :meth:`prepare` hands it out."""
+        self._turn_bodies[id(prompt)] = (prompt, self._build(prompt, default_limit, prompt.tokens_local or 0))
+
+    def forget(self, prompt: Prompt) -> None:
+        """Drop the request made ahead for ``prompt`` (its session ended without sending it)."""
+        self._turn_bodies.pop(id(prompt), None)
 
     def _build(self, prompt: Prompt, default_limit: int | None, local_in: int) -> Prepared:
         proto = self.protocol

@@ -191,6 +191,7 @@ class LLMUser(FastHttpUser):
             request_id=request_id, start_wall=start_wall, t0=t0, out=out,
         )
         if prompt.session is not None and self.sessions is not None:  # the next turn waits for this answer
+            yield
             self.sessions.answered(prompt, record, out.clock.text)
         if record["status"] != "ok" and wait == 0.0:  # a failure found by parsing: its backoff comes now
             wait = self.backoff.after(record)

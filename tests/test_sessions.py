@@ -28,13 +28,20 @@ class FakeTarget:
     def __init__(self) -> None:
         self.turn_counts: dict = {}
         self.tokens = SimpleNamespace(count=lambda text: len(text.split()))
+        self.made: dict = {}
+
+    def prebuild(self, prompt, default_limit) -> None:
+        self.made[id(prompt)] = prompt
+
+    def forget(self, prompt) -> None:
+        self.made.pop(id(prompt), None)
 
 
 def test_the_next_turn_carries_the_answers_received():
     template = Prompt(name="chat", text=TURNS[0], system=SYSTEM, turns=tuple(TURNS))
     target = FakeTarget()
     count_turns(target, [template])
-    user = UserSessions(SimpleNamespace(timeout=1.0))
+    user = UserSessions(SimpleNamespace(timeout=1.0, token_limit=None))
     first = user.next(template, target)
     assert (first.turn, first.text, first.messages, first.tokens_local) == (1, TURNS[0], (), 5)
     user.answered(first, {"status": "ok", "output_tokens_local": 2}, ["Hello", " you"])
@@ -46,6 +53,7 @@ def test_the_next_turn_carries_the_answers_received():
     ]
     assert second.tokens_local == 3 + 2 + 2 + 5, "summed per message, nothing tokenized per request"
     user.answered(second, {"status": "ok", "output_tokens_local": 1}, ["Sure"])
+    assert [p.turn for p in target.made.values()] == [2, 3], "each next turn is made when its answer comes"
     third = user.next(template, target)
     assert third.turn == 3 and third.messages[-1] == {"role": "assistant", "content": "Sure"}
     user.answered(third, {"status": "ok", "output_tokens_local": 1}, ["Done"])
@@ -53,10 +61,34 @@ def test_the_next_turn_carries_the_answers_received():
     assert fourth.turn == 1 and fourth.session != first.session, "a finished session makes way for a new one"
 
 
+def test_the_next_turns_request_is_made_ahead_and_handed_out_once():
+    from llm_locust.run import Target
+    from llm_locust.targets import TargetSpec
+
+    target = Target(TargetSpec(name="t", api="openai-chat", host="http://127.0.0.1:1", model="gpt-4o"),
+                    api_key=None, price_file=None, continuous_usage=False)
+    template = Prompt(name="chat", text="a", turns=("a", "b", "c"))
+    user = UserSessions(SimpleNamespace(timeout=1.0, token_limit=7))
+    first = user.next(template, target)
+    user.answered(first, {"status": "ok", "output_tokens_local": 1}, ["ANSWER-ONE"])
+    (made,) = target._turn_bodies.values()
+    second = user.next(template, target)
+    assert made[0] is second and target.prepare(second, 7) is made[1] and not target._turn_bodies
+    body = json.loads(made[1].body)
+    assert body["messages"][-2:] == [{"role": "assistant", "content": "ANSWER-ONE"}, {"role": "user", "content": "b"}]
+    assert target.prepare(second, 7).body == made[1].body, "made again when asked again"
+    user.answered(second, {"status": "ok", "output_tokens_local": 1}, ["two"])
+    assert len(target._turn_bodies) == 1
+    user.current.answer = None
+    user.current.turn = 3  # as if the last turn were sent: the session is done, the one made ahead is dropped
+    user.next(Prompt(name="p", text="x"), target)
+    assert not target._turn_bodies
+
+
 def test_a_failed_turn_ends_its_session():
     template = Prompt(name="chat", text="a", turns=("a", "b"))
     target = FakeTarget()
-    user = UserSessions(SimpleNamespace(timeout=1.0))
+    user = UserSessions(SimpleNamespace(timeout=1.0, token_limit=None))
     first = user.next(template, target)
     user.answered(first, {"status": "failed", "output_tokens_local": 0}, [])
     again = user.next(template, target)
@@ -65,14 +97,14 @@ def test_a_failed_turn_ends_its_session():
 
 def test_an_answer_that_never_comes_ends_the_session_after_the_timeout():
     template = Prompt(name="chat", text="a", turns=("a", "b"))
-    user = UserSessions(SimpleNamespace(timeout=0.01))
+    user = UserSessions(SimpleNamespace(timeout=0.01, token_limit=None))
     first = user.next(template, FakeTarget())
     assert user.next(template, user.current.target).session != first.session
 
 
 def test_single_turn_prompts_pass_through():
     plain = Prompt(name="p", text="x")
-    assert UserSessions(SimpleNamespace(timeout=1.0)).next(plain, FakeTarget()) is plain
+    assert UserSessions(SimpleNamespace(timeout=1.0, token_limit=None)).next(plain, FakeTarget()) is plain
 
 
 def test_turns_in_the_prompt_file(tmp_path: Path):
