@@ -10,7 +10,9 @@ source for the reports (``summary.json``'s ``run.prompt_source``):
 * else the prompt file, whose ``synthetic:`` entries are expanded here.
 
 Synthetic text is made with the first target's tokenizer (the model named by ``model``). Draws come from one
-``random.Random(--seed)``: the same seed and options give the same prompts, on every process of a distributed run.
+``random.Random(--seed)``: the same seed and options give the same prompts. In a distributed run worker k > 0 draws
+from ``random.Random(f"{seed}:{k}")``: its own prompts (the workers do not send each other's prompts, which a
+server's prefix cache would serve from cache), the same again with the same seed; worker 0 draws the local run's.
 The result is cached by its inputs (the files' modification times and sizes included), so the check at start-up and
 the run's set-up read a dataset once in a local run (a worker reads it at its test start). Problems raise the
 ``ValueError`` subclasses of the modules above, each one line naming the problem and the fix.
@@ -39,10 +41,11 @@ OPTION_NAMES = (
 )
 
 
-def run_prompts(opts: Namespace, model: str) -> tuple[list[Prompt], dict[str, Any]]:
-    """The run's prompts and the description of their source (see the module docs)."""
+def run_prompts(opts: Namespace, model: str, process: int = 0) -> tuple[list[Prompt], dict[str, Any]]:
+    """The run's prompts and the description of their source (see the module docs); ``process``: the Locust
+    worker's index (0 for a local runner or the first worker)."""
     values = tuple(_blank_none(getattr(opts, name, None)) for name in OPTION_NAMES)
-    return _resolve(model, *values, stamps=(_stamp(values[0]), _stamp(values[4])))
+    return _resolve(model, *values, stamps=(_stamp(values[0]), _stamp(values[4])), process=process)
 
 
 def _stamp(path: Any) -> tuple[int, int] | None:
@@ -73,10 +76,10 @@ def _int(value: Any, flag: str, low: int = 1) -> int | None:
 @functools.lru_cache(maxsize=4)
 def _resolve(
     model: str, prompt_file: str, input_tokens: Any, output_tokens: Any, seed: Any, dataset: Any, fields: Any,
-    sample: Any, min_in: Any, max_in: Any, session_turns: Any, stamps: Any = None,
+    sample: Any, min_in: Any, max_in: Any, session_turns: Any, stamps: Any = None, process: int = 0,
 ) -> tuple[list[Prompt], dict[str, Any]]:
     seed = _int(seed, "--seed", 0)
-    rng = random.Random(seed)
+    rng = random.Random(seed if seed is None or not process else f"{seed}:{process}")
     output = parse_length(output_tokens, "--output-tokens", MAX_TOKEN_LIMIT) if output_tokens is not None else None
     session_turns = _int(session_turns, "--session-turns")
     dataset_flags = [f for f, v in (("--dataset-fields", fields), ("--dataset-sample", sample),

@@ -101,6 +101,14 @@ def test_same_seed_same_prompts_other_seed_other_prompts():
     assert abs(sum(p.weight for p in first) - 1.0) < 1e-9
 
 
+def test_each_worker_draws_its_own_prompts_reproducibly():
+    def texts(process: int) -> list[str]:
+        return [p.text for p in sources.run_prompts(opts(input_tokens="16", seed=9), "gpt-4o", process)[0]]
+
+    assert texts(0) == texts(0) and texts(1) == texts(1)
+    assert texts(0) != texts(1) != texts(2), "workers do not send each other's prompts (prefix caches)"
+
+
 def test_prompt_file_synthetic_entry(tmp_path: Path):
     path = tmp_path / "p.yaml"
     path.write_text(

@@ -93,7 +93,8 @@ def build_run(environment: Any, mock_url: str | None = None) -> LLMRun:
         folder = report_folder(opts.report_dir, run_id)
         run_id = folder.name
         recorder = Recorder(folder / "requests.csv")
-    prompts, prompt_source = run_prompts(opts, targets[0].model)
+    process = getattr(runner, "worker_index", 0) if isinstance(runner, WorkerRunner) else 0
+    prompts, prompt_source = run_prompts(opts, targets[0].model, process)  # each worker draws its own
     return LLMRun(
         run_id=run_id,
         targets=targets,
