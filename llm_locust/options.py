@@ -95,6 +95,7 @@ def add_arguments(parser: Any) -> None:
         env_var="LLM_TOKEN_LIMIT",
         help="Default output-token cap per request; a prompt's token_limit overrides it. Default: the server's",
     )
+    add_source_arguments(g)
     _add(
         g,
         "--fixed-output",
@@ -357,5 +358,30 @@ def add_arguments(parser: Any) -> None:
         type=int,
         default=None,
         env_var="LLM_SEED",
-        help="Seed of the random draws (arrival times), so a run can be repeated exactly. Default: unseeded",
+        help="Seed of the random draws (arrival times, synthetic prompts, the dataset sample), so a run can be "
+        "repeated exactly. Default: unseeded",
     )
+
+
+def add_source_arguments(g: Any) -> None:
+    """Synthetic prompts, datasets and sessions (llm_locust/sources.py, docs/datasets.md)."""
+    _add(g, "--input-tokens", default=None, env_var="LLM_INPUT_TOKENS",
+         help="Synthetic prompts of MEAN[,STDDEV] input tokens (e.g. 512,64), made with the model's tokenizer "
+         "(exact for models tiktoken knows, estimated otherwise); replaces the prompt file")
+    _add(g, "--output-tokens", default=None, env_var="LLM_OUTPUT_TOKENS",
+         help="Token limit of each synthetic or dataset prompt, drawn as MEAN[,STDDEV] (e.g. 128)")
+    _add(g, "--dataset", default=None, env_var="LLM_DATASET", include_in_web_ui=False,
+         help="Prompts from a ShareGPT-style JSON or a JSONL file (prompts or conversations), streamed and sampled; "
+         "replaces the prompt file (see docs/datasets.md)")
+    _add(g, "--dataset-fields", default=None, env_var="LLM_DATASET_FIELDS", include_in_web_ui=False,
+         help="Key names where the dataset's differ, e.g. prompt=question or conversations=dialog,role=speaker,"
+         "content=text")
+    _add(g, "--dataset-sample", type=int, default=None, env_var="LLM_DATASET_SAMPLE", include_in_web_ui=False,
+         help="Records sampled from the dataset (uniformly, seeded by --seed). Default: 1000")
+    _add(g, "--dataset-min-input-tokens", type=int, default=None, env_var="LLM_DATASET_MIN_INPUT_TOKENS",
+         include_in_web_ui=False, help="Leave out dataset prompts shorter than N tokens")
+    _add(g, "--dataset-max-input-tokens", type=int, default=None, env_var="LLM_DATASET_MAX_INPUT_TOKENS",
+         include_in_web_ui=False, help="Leave out dataset prompts longer than N tokens")
+    _add(g, "--session-turns", type=int, default=None, env_var="LLM_SESSION_TURNS", include_in_web_ui=False,
+         help="Multi-turn sessions from the dataset's conversations: up to K user turns each, every request "
+         "carrying the conversation so far with the answers received. Default: single-turn (the first user turn)")

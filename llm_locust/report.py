@@ -32,7 +32,7 @@ REPORT_FIELDS = (
     "target", "api", "prompt", "status", "error_class", "error", *LATENCY_METRICS, *TOKEN_METRICS, "cost_usd",
     "cost_source", "itl_us", "itl_rule", "token_events", "input_tokens_source", "output_tokens_source", "t0_ns",
     "elapsed_ms", "timestamp", "backoff_s", "warmup", "output_tokens_asked", "intended_send_ms", "queue_wait_ms",
-    "send_lag_ms",
+    "send_lag_ms", "turn", "cached_tokens",
 )
 _unknown = set(REPORT_FIELDS) - set(FIELDS)
 if _unknown:  # a renamed record field must be renamed here too
@@ -101,6 +101,7 @@ def _group_summary(df: pd.DataFrame, duration_s: float | None, gaps: np.ndarray)
     out["cost_sources"] = sorted({v for v in ok["cost_source"].tolist() if isinstance(v, str) and v})
     out["backoff_s"] = {"total": float(df["backoff_s"].fillna(0.0).sum())}
     out["output_shortfall"] = fixedoutput.shortfall(ok)
+    out["cached_tokens"] = cache_share(ok)
     out_tokens = out["output_tokens"]["total"] or 0
     in_tokens = out["input_tokens"]["total"] or 0
     if duration_s:
@@ -112,6 +113,28 @@ def _group_summary(df: pd.DataFrame, duration_s: float | None, gaps: np.ndarray)
     else:
         out["throughput"] = {"requests_per_s": None, "output_tokens_per_s": None, "total_tokens_per_s": None}
     return out
+
+
+def cache_share(ok: pd.DataFrame) -> dict[str, Any]:
+    """Cached input tokens of successful requests (where the server reported them): mean, total and ``share``
+    (cached / input tokens of those requests: the prefix-cache hit share)."""
+    reported = ok[ok["cached_tokens"].notna()]
+    if not len(reported):
+        return {"mean": None, "total": None, "share": None, "reported_requests": 0}
+    cached, inputs = float(reported["cached_tokens"].sum()), float(reported["input_tokens"].fillna(0).sum())
+    return {"mean": cached / len(reported), "total": int(cached), "share": cached / inputs if inputs else None,
+            "reported_requests": int(len(reported))}
+
+
+def turn_summaries(df: pd.DataFrame, duration_s: float | None, gaps: np.ndarray) -> list[dict[str, Any]]:
+    """One summary per turn of multi-turn sessions (``turn`` 1, 2, ...; llm_locust/sessions.py), [] without them."""
+    turns = df["turn"]
+    if not turns.notna().any():
+        return []
+    return [
+        {"turn": int(k), **_group_summary(df[turns == k], duration_s, gaps)}
+        for k in sorted(turns.dropna().unique())
+    ]
 
 
 def run_window(df: pd.DataFrame) -> float | None:
@@ -205,6 +228,9 @@ def summarize(
     if open_loop is not None:
         overall["arrivals"] = open_loop
     run["requests"] = overall["requests"]
+    turns = turn_summaries(df, duration, itl)
+    if turns:
+        overall["turns"] = turns
     return {"run": run, "prompts": prompts, "targets": targets, "overall": overall}
 
 
@@ -275,6 +301,7 @@ def render_text(summary: dict[str, Any]) -> str:
             lines.append(shortfall)
         lines.append(f"- Cost Estimate: {_cost(p['cost_usd']['mean'])} per request")
     o = summary["overall"]
+    lines += turn_lines(o)
     lines += ["", "Summary Metrics (Average)", "-" * 25]
     lines.append(f"- Avg Time to First Token: {_ms(o['ttft_ms']['mean'])}")
     lines.append(f"- Avg Time per Output Token: {_ms(o['tpot_ms']['mean'])}")
@@ -287,6 +314,22 @@ def render_text(summary: dict[str, Any]) -> str:
     lines.append(f"- Total Cost: {_cost(total_cost)}" + (_src(o["cost_sources"]) if total_cost is not None else ""))
     lines += arrivals.render(o.get("arrivals"))
     return "\n".join(lines) + "\n"
+
+
+def turn_lines(group: dict[str, Any]) -> list[str]:
+    """The per-turn block of the text report (multi-turn sessions), empty without them."""
+    if not group.get("turns"):
+        return []
+    out = ["", "Per turn (multi-turn sessions)", "-" * 30]
+    for t in group["turns"]:
+        c = t["cached_tokens"]
+        share = "n/a (not reported)" if c["share"] is None else f"{c['share']:.1%}"
+        out.append(
+            f"- Turn {t['turn']}: {t['requests']} requests ({t['failures']} failed), "
+            f"TTFT p50 {_ms(t['ttft_ms']['p50'])}, E2E p50 {_ms(t['e2e_ms']['p50'])}, "
+            f"input {_num(t['input_tokens']['mean'], '', 0)} tokens, cached {share}"
+        )
+    return out
 
 
 def error_lines(group: dict[str, Any]) -> list[str]:
@@ -350,6 +393,7 @@ def render_console(summary: dict[str, Any], folder: Path | None) -> str:
         "TTFT/TPOT/ITL/E2E in ms (s above 1000 ms); tok/s per request; in/out = mean tokens per request."
     )
     out += [line[2:] for line in arrivals.render(o.get("arrivals"))]
+    out += turn_lines(o)[3:]  # multi-turn sessions: one line per turn
     out += error_lines(o)
     for extra in (warmup.render(summary), backoff_warning(summary), fixedoutput.warning(summary)):
         if extra:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from . import sessions
 from .backoff import Policy
 from .bookkeeper import Bookkeeper
 from .pricing import PriceBook, Rate
@@ -76,34 +77,57 @@ class Target:
         if spec.prices:
             self.prices.rates.insert(0, Rate(spec.model, **spec.prices))
             self.prices.price_file = f"targets:{spec.name}"
-        self._prepared: dict[str, Prepared] = {}
+        self._prepared: dict[tuple[str, str, int | None], Prepared] = {}
+        #: per session template (id): local token counts of its system prompt and messages, and of each turn
+        self.turn_counts: dict[int, tuple[int, tuple[int, ...]]] = {}
+        #: session turns' requests made ahead (id of the turn's prompt -> (prompt, request)); the prompt is kept, so
+        #: its id stays its own while the entry lives
+        self._turn_bodies: dict[int, tuple[Prompt, Prepared]] = {}
         #: every credential this target sends: removed from error messages and anything else the run shows
         self.secrets: tuple[str, ...] = tuple(dict.fromkeys([*([api_key] if api_key else []),
                                                              *self.protocol.secrets(api_key)]))
 
     def prepare(self, prompt: Prompt, default_limit: int | None) -> Prepared:
-        prep = self._prepared.get(prompt.name)
+        """The request for ``prompt``, made once per (name, text, limit); a session's turn (``prompt.session``) is
+        made each time, its local count given (``prompt.tokens_local``: nothing is tokenized per request)."""
+        if prompt.session is not None:
+            made = self._turn_bodies.pop(id(prompt), None)
+            if made is not None and made[0] is prompt:
+                return made[1]
+            return self._build(prompt, default_limit, prompt.tokens_local or 0)
+        key = (prompt.name, prompt.text, prompt.token_limit)
+        prep = self._prepared.get(key)
         if prep is None:
-            proto = self.protocol
-            headers = {
-                "Content-Type": "application/json",
-                "Accept": "application/x-ndjson" if proto.framing == "ndjson" else "text/event-stream",
-                "Accept-Encoding": "identity",
-                **proto.headers(self.api_key),
-            }
-            reasoning = pick(prompt.reasoning, self.spec.reasoning, self.reasoning)
-            extra = [e for e in (self.spec.extra_body, prompt.extra_body) if e]
-            limit = prompt.token_limit or default_limit
-            asked = limit if self.fixed_output and limit else None
-            fixed = proto.fixed_output(asked) if asked else None
-            if fixed:
-                extra.insert(0, fixed)  # a target's or a prompt's extra_body can still override them
-            fields = proto.request_body(prompt, limit, reasoning, extra)
-            body = json.dumps(fields, ensure_ascii=False).encode()
             local_in = self.tokens.count("\n".join(m["content"] for m in prompt.chat_messages()))
-            prep = Prepared(self.host.rstrip("/") + proto.request_path(), body, headers, local_in, asked)
-            self._prepared[prompt.name] = prep
+            prep = self._prepared[key] = self._build(prompt, default_limit, local_in)
         return prep
+
+    def prebuild(self, prompt: Prompt, default_limit: int | None) -> None:
+        """Make a session turn's request ahead of its sending (llm_locust.sessions); :meth:`prepare` hands it out."""
+        self._turn_bodies[id(prompt)] = (prompt, self._build(prompt, default_limit, prompt.tokens_local or 0))
+
+    def forget(self, prompt: Prompt) -> None:
+        """Drop the request made ahead for ``prompt`` (its session ended without sending it)."""
+        self._turn_bodies.pop(id(prompt), None)
+
+    def _build(self, prompt: Prompt, default_limit: int | None, local_in: int) -> Prepared:
+        proto = self.protocol
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/x-ndjson" if proto.framing == "ndjson" else "text/event-stream",
+            "Accept-Encoding": "identity",
+            **proto.headers(self.api_key),
+        }
+        reasoning = pick(prompt.reasoning, self.spec.reasoning, self.reasoning)
+        extra = [e for e in (self.spec.extra_body, prompt.extra_body) if e]
+        limit = prompt.token_limit or default_limit
+        asked = limit if self.fixed_output and limit else None
+        fixed = proto.fixed_output(asked) if asked else None
+        if fixed:
+            extra.insert(0, fixed)  # a target's or a prompt's extra_body can still override them
+        fields = proto.request_body(prompt, limit, reasoning, extra)
+        body = json.dumps(fields, ensure_ascii=False).encode()
+        return Prepared(self.host.rstrip("/") + proto.request_path(), body, headers, local_in, asked)
 
 
 class Plan:
@@ -149,9 +173,13 @@ class LLMRun:
     started_users: Any = field(default_factory=itertools.count)
     #: runs the per-request tails off the streams' critical path (llm_locust.bookkeeper)
     books: Bookkeeper = field(default_factory=Bookkeeper)
+    #: where the prompts came from (llm_locust.sources): summary.json's run.prompt_source
+    prompt_source: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self._weights = [p.weight for p in self.prompts]
+        #: a prompt is a multi-turn session template: users keep session state (llm_locust.sessions)
+        self.has_sessions = any(p.turns for p in self.prompts)
         # users are dealt to targets in turn, each target as often as its weight (rounded, at least once)
         order = [t for t in self.targets for _ in range(max(1, round(t.spec.weight)))]
         self._deal = itertools.cycle(order)
@@ -198,6 +226,7 @@ class LLMRun:
         for target in self.targets:
             for prompt in self.prompts:
                 target.prepare(prompt, self.token_limit)
+            sessions.count_turns(target, self.prompts)
             target.tokens.count("warm up")
             provider_id, model = target.protocol.price_ref()
             target.prices.cost(model, 1, 1, 0, time.time(), provider_id)

@@ -43,7 +43,7 @@ FLOAT_FIELDS = (
 )
 INT_FIELDS = (
     "input_tokens", "output_tokens", "reasoning_tokens", "output_tokens_server", "output_tokens_local",
-    "token_events", "output_tokens_asked",
+    "token_events", "output_tokens_asked", "turn", "cached_tokens",
 )
 #: yes/no fields, one byte each (``None`` is no)
 BOOL_FIELDS = ("warmup",)

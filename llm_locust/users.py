@@ -33,6 +33,9 @@ the response is read, and stamps the arrival's fields into the record (backoff i
 * the rest (parsing, :func:`~llm_locust.measure.build.build_record`, the request event, the CSV row, the live view)
   is a job for the run's :class:`~llm_locust.bookkeeper.Bookkeeper`, which runs it in bounded steps when the event
   loop is idle; the user sends its next request at once. The request event fires when the job ends.
+
+A run with multi-turn sessions (:mod:`llm_locust.sessions`) gives each user a ``sessions`` state: the prompt drawn
+becomes the session's next turn, which waits for the previous answer (handed over by the job once parsed).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from gevent import GreenletExit
 from locust import FastHttpUser, task
 from locust.exception import StopUser
 
-from . import errors, sendclock, stagger
+from . import errors, sendclock, sessions, stagger
 from .backoff import Backoff
 from .errors import LLMError
 from .measure.build import build_record
@@ -80,6 +83,7 @@ class LLMUser(FastHttpUser):
         self.client.client.valid_response_codes = _ALL_STATUSES
         self.protocol: Protocol = self.target.protocol
         self._send_clock = sendclock.install(self)
+        self.sessions = sessions.for_run(self.llm)  # None unless the run has multi-turn sessions
         # Backoff is part of the wait before the next task: the user waits in Locust's waiting state, so a stop
         # ends the wait at once (llm_locust.backoff says how long).
         self.backoff = Backoff(self.llm.backoff)
@@ -109,7 +113,8 @@ class LLMUser(FastHttpUser):
     def _generate(self, ticket: Any) -> None:
         plan = self.llm.plan
         if plan is None:
-            self.call(self.llm.pick(), ticket=ticket)
+            prompt = self.llm.pick()
+            self.call(prompt if self.sessions is None else self.sessions.next(prompt, self.target), ticket=ticket)
             return
         job = plan.take(self.target if self.llm.bind_users else None)
         if job is None:  # this user's share of --max-requests is done
@@ -118,6 +123,8 @@ class LLMUser(FastHttpUser):
             raise StopUser()
         self.target, prompt = job
         self.protocol = self.target.protocol
+        if self.sessions is not None:
+            prompt = self.sessions.next(prompt, self.target)
         plan.in_flight += 1
         deferred = False
         try:
@@ -209,6 +216,9 @@ class LLMUser(FastHttpUser):
             user=type(self).__name__, target=target, prompt=prompt, input_tokens_local=input_tokens_local,
             request_id=request_id, start_wall=start_wall, t0=t0, out=out, warmup=warmup, output_tokens_asked=asked,
         )
+        if prompt.session is not None and self.sessions is not None:  # the next turn waits for this answer
+            yield
+            self.sessions.answered(prompt, record, out.clock.text)
         if record["status"] != "ok" and wait == 0.0:  # a failure found by parsing: its backoff comes now
             wait = self.backoff.after(record)
         record["backoff_s"] = wait

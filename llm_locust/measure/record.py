@@ -45,6 +45,9 @@ class Record(TypedDict):
     host: str
     model: str
     prompt: str
+    session: str | None  # the multi-turn session's id (llm_locust/sessions.py); None: a single-turn request
+    turn: int | None  # the request's turn in its session, from 1
+    input_tokens_asked: int | None  # a synthetic prompt's drawn input length (llm_locust/synthetic.py)
     status: str  # STATUS_OK, STATUS_FAILED or STATUS_CANCELLED
     warmup: bool  # sent during --warmup: logged, left out of every statistic (llm_locust.warmup)
     error_class: str | None

@@ -93,6 +93,7 @@ def run_meta(run: LLMRun, opts: Namespace, users: int, books: dict[str, Any]) ->
         "token_limit": run.token_limit,
         "fixed_output": any(t.fixed_output for t in run.targets),
         "warmup": run.warmup.spec.describe(),
+        "prompt_source": run.prompt_source,
         "locust_version": locust.__version__,
         "llm_locust_version": __version__,
         **({"arrivals": vars(run.arrivals.settings)} if run.arrivals is not None else {}),

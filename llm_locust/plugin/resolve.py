@@ -22,11 +22,11 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from .. import warmup
 from ..options import DEFAULT_MOCK_MODEL
-from ..prompts import load_prompts
 from ..protocols import get_protocol
 from ..reasoning import parse_reasoning
 from ..recorder import Recorder
 from ..run import LLMRun, Target, new_run_id
+from ..sources import run_prompts
 from ..targets import TargetSpec, load_targets
 from ..warmup import Warmup
 from .validate import backoff_policy, optional_positive_int
@@ -96,10 +96,13 @@ def build_run(environment: Any, mock_url: str | None = None) -> LLMRun:
         folder = report_folder(opts.report_dir, run_id)
         run_id = folder.name
         recorder = Recorder(folder / "requests.csv")
+    process = getattr(runner, "worker_index", 0) if isinstance(runner, WorkerRunner) else 0
+    prompts, prompt_source = run_prompts(opts, targets[0].model, process)  # each worker draws its own
     return LLMRun(
         run_id=run_id,
         targets=targets,
-        prompts=load_prompts(opts.prompt_file),
+        prompts=prompts,
+        prompt_source=prompt_source,
         token_limit=token_limit,
         timeout=opts.timeout,
         recorder=recorder,

@@ -17,18 +17,20 @@ from typing import Any, NoReturn
 
 from .. import fixedoutput, warmup
 from ..backoff import DEFAULT_MAX_RETRY_AFTER_S, Policy
+from ..options import DEFAULT_MOCK_MODEL
 from ..pricing import PriceFileError, load_price_file
-from ..prompts import PromptFileError, load_prompts
+from ..prompts import PromptFileError
 from ..protocols import EndpointError, TemplateError, check_endpoint, check_host
 from ..protocols.custom import load_template
 from ..reasoning import parse_reasoning
 from ..servermetrics import check_url
 from ..slo import SLOError, check_names
 from ..slo import parse as parse_slo
+from ..sources import SOURCE_ERRORS, run_prompts
 from ..targets import TargetFileError, load_targets
 
 #: the errors a bad input file raises, each with a message that names the file and the fix
-INPUT_ERRORS = (PromptFileError, PriceFileError, TargetFileError, TemplateError, EndpointError)
+INPUT_ERRORS = (PromptFileError, PriceFileError, TargetFileError, TemplateError, EndpointError, *SOURCE_ERRORS)
 #: the longest --timeout that makes sense (a day)
 MAX_TIMEOUT_S = 86_400.0
 
@@ -44,10 +46,12 @@ def check_options(opts: Namespace, host: str | None) -> None:
     try:
         if host:
             check_host(host)
-        prompts = load_prompts(opts.prompt_file)
+        specs = load_targets(opts.targets) if opts.targets else []
+        model = specs[0].model if specs else opts.model or DEFAULT_MOCK_MODEL
+        prompts = run_prompts(opts, model)[0]  # the prompt file, synthetic prompts or a dataset
         if opts.prices:
             load_price_file(opts.prices)
-        targets = [t.name for t in load_targets(opts.targets)] if opts.targets else [opts.llm_api]
+        targets = [t.name for t in specs] if specs else [opts.llm_api]
         if getattr(opts, "slo", None):
             check_names(parse_slo(opts.slo), [p.name for p in prompts], targets)
         if opts.llm_api == "custom" or opts.template:
