@@ -6,7 +6,9 @@ per-target extras of :mod:`llm_locust.plugin.reports`), one typed :mod:`array` p
 * text fields (``STRING_FIELDS``: target, prompt, status, sources, ...) as codes into a per-field list of the
   distinct values (one byte each while a field has fewer than 256 values, widened when it grows);
 * float fields (``FLOAT_FIELDS``) as ``array("d")``, ``NaN`` for "no value": the same doubles the record holds,
-  so percentiles are exactly the ones computed from the records;
+  so percentiles are exactly the ones computed from the records; a number column (float or count) is made when
+  its first value comes, so the fields a run never fills (open-loop send times in a closed-loop run, turns without
+  sessions, the asked length without ``--fixed-output``) cost it nothing;
 * yes/no fields (``BOOL_FIELDS``: ``warmup``) as one byte each;
 * count fields (``INT_FIELDS``) as ``array("i")`` with ``INT_NONE`` for "no value"; ``t0_ns`` as ``array("q")``;
   ``total_tokens`` is not kept (it is input + output);
@@ -82,8 +84,10 @@ class RecordTable:
     def __init__(self) -> None:
         self.count = 0
         self._text = {name: _Codes() for name in STRING_FIELDS}
-        self._floats = {name: array("d") for name in FLOAT_FIELDS}
-        self._ints = {name: array("i") for name in (*INT_FIELDS, "itl_n")}
+        # a number column is made when its first value comes (a run that never has one costs nothing for it)
+        self._floats: dict[str, array | None] = dict.fromkeys(FLOAT_FIELDS)
+        self._ints: dict[str, array | None] = dict.fromkeys(INT_FIELDS)
+        self._itl_n = array("i")
         self._bools = {name: array("B") for name in BOOL_FIELDS}
         self._t0 = array("q")
         self._stamps = array("d")  # the ISO ``timestamp`` as unix seconds
@@ -94,20 +98,28 @@ class RecordTable:
     def add(self, r: Record) -> None:
         for name, col in self._text.items():
             col.append(r[name])
-        for name, arr in self._floats.items():
+        floats, ints = self._floats, self._ints
+        for name, arr in floats.items():
             v = r[name]
+            if arr is None:
+                if v is None:
+                    continue
+                arr = floats[name] = array("d", [_NAN]) * self.count
             arr.append(_NAN if v is None else v)
-        ints = self._ints
-        for name in INT_FIELDS:
+        for name, arr in ints.items():
             v = r[name]
-            ints[name].append(INT_NONE if v is None else min(v, _INT_MAX))
+            if arr is None:
+                if v is None:
+                    continue
+                arr = ints[name] = array("i", [INT_NONE]) * self.count
+            arr.append(INT_NONE if v is None else min(v, _INT_MAX))
         for name, flags in self._bools.items():
             flags.append(1 if r.get(name) else 0)
         self._t0.append(r["t0_ns"])
         self._stamps.append(datetime.fromisoformat(r["timestamp"]).timestamp() if r["timestamp"] else _NAN)
         gaps = r["itl_us"]
         n = len(gaps) // 8
-        ints["itl_n"].append(n)
+        self._itl_n.append(n)
         if n:
             wide = array("q")
             wide.frombytes(gaps)
@@ -151,17 +163,20 @@ class RecordTable:
             codes = np.frombuffer(col.codes, dtype=np.dtype(col.codes.typecode)).astype(np.int64) - 1
             data[name] = pd.Categorical.from_codes(codes, categories=col.values[1:])
         for name, arr in self._floats.items():
-            data[name] = np.frombuffer(arr, dtype=np.float64).copy() if arr else np.empty(0)
+            data[name] = np.full(self.count, np.nan) if arr is None else np.frombuffer(arr, dtype=np.float64).copy()
         for name, arr in self._ints.items():
-            values = np.frombuffer(arr, dtype=np.int32).astype(np.float64) if arr else np.empty(0)
-            if name != "itl_n":
-                values[values == INT_NONE] = np.nan
+            if arr is None:
+                data[name] = np.full(self.count, np.nan)
+                continue
+            values = np.frombuffer(arr, dtype=np.int32).astype(np.float64)
+            values[values == INT_NONE] = np.nan
             data[name] = values
         for name, flags in self._bools.items():
             data[name] = np.frombuffer(flags, dtype=np.uint8).astype(bool) if flags else np.empty(0, dtype=bool)
         data["total_tokens"] = data["input_tokens"] + data["output_tokens"]
         data["t0_ns"] = np.frombuffer(self._t0, dtype=np.int64).copy() if self._t0 else np.empty(0, dtype=np.int64)
-        data["itl_n"] = data["itl_n"].astype(np.int64)
+        data["itl_n"] = np.frombuffer(self._itl_n, dtype=np.int32).astype(np.int64) if self._itl_n else np.empty(
+            0, dtype=np.int64)
         stamps = np.frombuffer(self._stamps, dtype=np.float64) if self._stamps else np.empty(0)
         data["timestamp"] = pd.to_datetime(stamps, unit="s", utc=True)
         return pd.DataFrame(data)

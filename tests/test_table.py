@@ -81,4 +81,5 @@ def test_memory_per_request_stays_near_100_bytes():
     finally:
         tracemalloc.stop()
     assert table.count == n + len(pool)
+    print(f"table: {grown / n:.0f} bytes per record")
     assert grown / n < 150, f"{grown / n:.0f} bytes per record"
