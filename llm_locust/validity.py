@@ -18,8 +18,8 @@ records); :func:`verdict` judges every process and gives summary.json's ``run.va
 
 A process is distorting the run when its mean CPU is at least :data:`CPU_LIMIT` % of a core (its loop is never
 idle, so every measurement waits its turn) or its loop-lag p99 is at least :data:`LAG_LIMIT_MS`. ``run.valid`` does
-not change the exit code; CI checks it (``jq -e .run.valid summary.json``). Open-loop send lag is not measured:
-load is closed-loop (users) until open-loop load exists.
+not change the exit code; CI checks it (``jq -e .run.valid summary.json``). With open-loop load (``--request-rate``)
+the run's send lag is judged too: a p99 of :data:`LAG_LIMIT_MS` or more makes the run invalid.
 """
 
 from __future__ import annotations
@@ -122,9 +122,19 @@ def start() -> Monitor:
     return Monitor()
 
 
-def verdict(processes: dict[str, dict[str, Any]]) -> tuple[bool, list[str]]:
-    """``(valid, warnings)`` for the per-process summaries (name -> :meth:`Monitor.summary`)."""
+def verdict(
+    processes: dict[str, dict[str, Any]], arrivals: dict[str, Any] | None = None
+) -> tuple[bool, list[str]]:
+    """``(valid, warnings)`` for the per-process summaries (name -> :meth:`Monitor.summary`) and, in open loop, the
+    run's ``overall.arrivals`` block (:func:`llm_locust.arrivals.summary`): a send-lag p99 of
+    :data:`LAG_LIMIT_MS` or more means the requests left later than the schedule asked."""
     warnings = []
+    lag99 = ((arrivals or {}).get("send_lag_ms") or {}).get("p99")
+    if lag99 is not None and lag99 >= LAG_LIMIT_MS:
+        warnings.append(
+            f"send lag p99 {lag99:.1f} ms: requests left up to that much later than their arrival times (the load "
+            "generator fell behind the rate); add worker processes (--processes N, or more workers)"
+        )
     for name, health in processes.items():
         if not health:
             continue

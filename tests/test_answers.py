@@ -353,6 +353,14 @@ def test_validity_verdict_names_the_process_the_figure_and_the_fix():
     assert hist.quantile(0.5) == pytest.approx(50, rel=0.1) and hist.max == 100.0 and len(hist.counts) < 80
 
 
+def test_an_open_loop_run_that_sent_late_is_invalid():
+    calm = {"loop_lag_ms": {"p99": 1.2}, "cpu_percent": {"mean": 35.0}}
+    assert validity.verdict({"local": calm}, {"send_lag_ms": {"p99": 0.4}}) == (True, [])
+    valid, warnings = validity.verdict({"local": calm}, {"send_lag_ms": {"p99": 72.0}})
+    assert valid is False and warnings[0].startswith("send lag p99 72.0 ms") and "--processes" in warnings[0]
+    assert validity.verdict({"local": calm}, {"send_lag_ms": {"p99": None}}) == (True, [])  # nothing sent
+
+
 def test_a_run_with_the_workers_cpu_saturated_is_flagged_invalid(tmp_path):
     """A worker whose locustfile also burns CPU (tests/data/burn_locustfile.py): its loop lag and CPU are sent to
     the master, and the run is marked invalid with the figures."""

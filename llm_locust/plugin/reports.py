@@ -106,7 +106,7 @@ def add_answers(
 ) -> list[str]:
     """Add ``run.valid``/``run.validity``, ``slo`` and ``capacity`` to ``summary``; return their text lines.
     ``df``, ``itl``: the run's :class:`~llm_locust.table.RecordTable` frame and gaps."""
-    valid, warnings = validity.verdict(health)
+    valid, warnings = validity.verdict(health, summary["overall"].get("arrivals"))
     summary["run"]["valid"] = valid
     summary["run"]["validity"] = {"processes": health, "warnings": warnings}
     lines = [f"RUN INVALID: {w}" for w in warnings]
