@@ -408,7 +408,7 @@ def _test_start(**_):
 def _dump(**_):
     with open({out!r}, "w") as f:
         json.dump({{"pauses": _pauses, "tracked": len(gc.get_objects()), "frozen": gc.get_freeze_count(),
-                   "writes": _writes}}, f)
+                   "writes": _writes, "recvs": _recvs[0] if {writes} else None}}, f)
 
 
 _writes = []  # --write-probe: (request id, perf_counter_ns before and after the sendall of the request, bytes)
@@ -429,6 +429,14 @@ if {writes}:
         return r
 
     gevent.socket.socket.sendall = _probed_sendall
+    _recvs = [0]  # recv calls that returned data: wake-ups of the reader (fewer when chunks queue up)
+    for _name in ("recv", "recv_into"):
+        def _counted(self, *a, _orig=getattr(gevent.socket.socket, _name), **k):
+            r = _orig(self, *a, **k)
+            if r:
+                _recvs[0] += 1
+            return r
+        setattr(gevent.socket.socket, _name, _counted)
 """
 
 
@@ -462,7 +470,8 @@ def summarise_writes(path: Path, rows: list[dict[str, Any]], sends: dict[str, di
     within the ``send`` call, so this is the server's wake-up and read: the mock's delay, not the client's); and
     the client's own share of the TTFT error, client TTFT - (server first write - ``sendall`` returned)."""
     writes: dict[str, tuple[int, int, int]] = {}
-    for rid, t_a, t_b, n in json.loads(path.read_text(encoding="utf-8")).get("writes", []):
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for rid, t_a, t_b, n in data.get("writes", []):
         writes.setdefault(rid, (t_a, t_b, n))
     split: dict[str, list[float]] = {
         "pre_write_ms": [], "write_ms": [], "server_read_ms": [], "client_send_ms": [], "client_err_ms": []
@@ -477,7 +486,10 @@ def summarise_writes(path: Path, rows: list[dict[str, Any]], sends: dict[str, di
         split["client_send_ms"].append((w[1] - r["t0"]) / 1e6)
         # the client's own share: client TTFT - (server first write - the request's bytes were in its socket)
         split["client_err_ms"].append(((r["first"] - r["t0"]) - (s["t_first_token_ns"] - w[1])) / 1e6)
-    return {"joined": len(split["write_ms"]), **{k: pct(v) for k, v in split.items()}}
+    chunks = sum(r["chunks"] for r in rows)
+    recvs = data.get("recvs")
+    return {"joined": len(split["write_ms"]), "recv_per_chunk": recvs / chunks if recvs and chunks else None,
+            **{k: pct(v) for k, v in split.items()}}
 
 
 def _py_spy_exe() -> str:
@@ -1140,7 +1152,8 @@ def main(argv: list[str] | None = None) -> int:
               "(client TTFT - (server first write - sendall returned))")
     for r in probed:
         wp = r["write_probe"]
-        print(f"  {r['profile']:<5} {r['users']:>4} streams ({wp['joined']:>5} requests): "
+        print(f"  {r['profile']:<5} {r['users']:>4} streams ({wp['joined']:>5} requests, "
+              f"{_num(wp.get('recv_per_chunk'), '{:.2f}')} recv/chunk): "
               + " | ".join(f"{_num(wp[k]['p50'])}/{_num(wp[k]['p90'])}/{_num(wp[k]['p99'])}"
                            for k in ("pre_write_ms", "write_ms", "server_read_ms", "client_send_ms", "client_err_ms")))
     if "micro_us" in results:
