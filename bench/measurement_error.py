@@ -408,7 +408,8 @@ def _test_start(**_):
 def _dump(**_):
     with open({out!r}, "w") as f:
         json.dump({{"pauses": _pauses, "tracked": len(gc.get_objects()), "frozen": gc.get_freeze_count(),
-                   "writes": _writes, "recvs": _recvs[0] if {writes} else None}}, f)
+                   "writes": _writes, "recvs": _recvs[0] if {writes} else None,
+                   "bookkeeper_cpu_s": _book[0] if {writes} else None}}, f)
 
 
 _writes = []  # --write-probe: (request id, perf_counter_ns before and after the sendall of the request, bytes)
@@ -437,6 +438,17 @@ if {writes}:
                 _recvs[0] += 1
             return r
         setattr(gevent.socket.socket, _name, _counted)
+    _book = [0.0]  # CPU seconds in llm-locust's bookkeeper steps (parsing, record, request event: the deferred work)
+    try:
+        from llm_locust.bookkeeper import Bookkeeper
+    except ImportError:
+        Bookkeeper = None
+    if Bookkeeper is not None:
+        def _timed_step(self, _orig=Bookkeeper._step):
+            t = time.process_time()
+            _orig(self)
+            _book[0] += time.process_time() - t
+        Bookkeeper._step = _timed_step
 """
 
 
@@ -488,7 +500,9 @@ def summarise_writes(path: Path, rows: list[dict[str, Any]], sends: dict[str, di
         split["client_err_ms"].append(((r["first"] - r["t0"]) - (s["t_first_token_ns"] - w[1])) / 1e6)
     chunks = sum(r["chunks"] for r in rows)
     recvs = data.get("recvs")
+    book = data.get("bookkeeper_cpu_s")
     return {"joined": len(split["write_ms"]), "recv_per_chunk": recvs / chunks if recvs and chunks else None,
+            "bookkeeper_cpu_us_per_chunk": book * 1e6 / chunks if book and chunks else None,
             **{k: pct(v) for k, v in split.items()}}
 
 
@@ -1153,7 +1167,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in probed:
         wp = r["write_probe"]
         print(f"  {r['profile']:<5} {r['users']:>4} streams ({wp['joined']:>5} requests, "
-              f"{_num(wp.get('recv_per_chunk'), '{:.2f}')} recv/chunk): "
+              f"{_num(wp.get('recv_per_chunk'), '{:.2f}')} recv/chunk, bookkeeper "
+              f"{_num(wp.get('bookkeeper_cpu_us_per_chunk'), '{:.2f}')} CPU us/chunk): "
               + " | ".join(f"{_num(wp[k]['p50'])}/{_num(wp[k]['p90'])}/{_num(wp[k]['p99'])}"
                            for k in ("pre_write_ms", "write_ms", "server_read_ms", "client_send_ms", "client_err_ms")))
     if "micro_us" in results:
