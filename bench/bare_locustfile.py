@@ -7,8 +7,10 @@ no price and no CSV row per request during the run. A line is a token chunk when
 (the mock server's content chunks; its role-only first chunk is ``{"role":"assistant","content":""}`` and its
 finish, usage and ``[DONE]`` events carry no ``content``), one substring test per line.
 
-Per request it keeps one tuple in memory: request id, status, t0, time of the first and of the last token
-line, number of token lines, end time; all rows are written to ``--bare-out`` (CSV) when the test stops.
+Each user opens its keep-alive connection when it starts, untimed (as llm-locust's users do), and takes ``t0``
+right before ``FastHttpSession.request``. Per request it keeps one tuple in memory: request id, status, t0, time
+of the first and of the last token line, number of token lines, end time; all rows are written to
+``--bare-out`` (CSV) when the test stops.
 The request id goes out as ``X-Request-Id``, so the rows join with the mock server's ``--send-log``.
 
     locust -f bench/bare_locustfile.py --headless -u 128 -r 128 -t 15s -H http://127.0.0.1:PORT \\
@@ -29,6 +31,7 @@ from typing import Any
 
 import gevent
 from gevent import GreenletExit
+from geventhttpclient.url import URL
 from locust import FastHttpUser, events, task
 
 PATH = "/v1/chat/completions"
@@ -88,6 +91,9 @@ class BareReader(FastHttpUser):
         if opts is not None and opts.bare_stagger and opts.spawn_rate:
             batch = max(1, int(opts.spawn_rate))
             gevent.sleep((next(_started) % batch) / opts.spawn_rate)
+        # open the keep-alive connection untimed, as llm-locust's users do (llm_locust.sendclock.preconnect)
+        pool = self.client.client.clientpool.get_client(URL(self.host))._connection_pool
+        pool.return_socket(pool.get_socket())
 
     @task
     def stream(self) -> None:

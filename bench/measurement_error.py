@@ -316,6 +316,7 @@ def run_once(
     py_spy: float = 0.0,
     gc_probe: bool = True,
     stagger: bool = False,
+    write_probe: bool = False,
 ) -> dict[str, Any]:
     """Start the mock and Locust, run ``duration`` seconds, stop both, join the logs; return the run's figures."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -324,8 +325,8 @@ def run_once(
     cmd = [*locust_command(), "--headless", "-u", str(users), "-r", str(users), "-t", f"{duration:g}s", "-H", url]
     cmd += ["--only-summary", "--loglevel", "WARNING", "--stop-timeout", "0"]
     target = BARE_LOCUSTFILE if profile == "bare" else FULL_LOCUSTFILE
-    if gc_probe or profile == "full-freeze":
-        target = write_gc_probe(workdir, target, freeze=profile == "full-freeze")
+    if gc_probe or write_probe or profile == "full-freeze":
+        target = write_gc_probe(workdir, target, freeze=profile == "full-freeze", writes=write_probe)
     cmd += ["-f", str(target)]
     if profile == "bare":
         cmd += ["--bare-body", str(inputs[1]), "--bare-out", str(workdir / "bare.csv")]
@@ -369,6 +370,8 @@ def run_once(
     result["locust_command"] = " ".join(pin_prefix(CLIENT_CORE, mode) + cmd)
     if (workdir / "gc.json").exists():
         result["gc"] = summarise_gc(workdir / "gc.json", min((r["t0"] for r in rows), default=0))
+        if write_probe:
+            result["write_probe"] = summarise_writes(workdir / "gc.json", rows, sends)
     if py_spy > 0 and (workdir / "py-spy.txt").exists():
         result["py_spy"] = summarise_py_spy(workdir / "py-spy.txt")
     return result
@@ -404,16 +407,59 @@ def _test_start(**_):
 @events.quitting.add_listener
 def _dump(**_):
     with open({out!r}, "w") as f:
-        json.dump({{"pauses": _pauses, "tracked": len(gc.get_objects()), "frozen": gc.get_freeze_count()}}, f)
+        json.dump({{"pauses": _pauses, "tracked": len(gc.get_objects()), "frozen": gc.get_freeze_count(),
+                   "writes": _writes, "recvs": _recvs[0] if {writes} else None,
+                   "bookkeeper_cpu_s": _book[0] if {writes} else None}}, f)
+
+
+_writes = []  # --write-probe: (request id, perf_counter_ns before and after the sendall of the request, bytes)
+if {writes}:
+    import gevent.socket
+
+    _sendall = gevent.socket.socket.sendall
+
+    def _probed_sendall(self, data, flags=0):
+        t_a = time.perf_counter_ns()
+        r = _sendall(self, data, flags)
+        t_b = time.perf_counter_ns()
+        head = bytes(data[:4096])
+        i = head.lower().find(b"\\r\\nx-request-id: ")
+        if i >= 0:
+            i += 16
+            _writes.append((head[i:head.index(b"\\r\\n", i)].decode(), t_a, t_b, len(data)))
+        return r
+
+    gevent.socket.socket.sendall = _probed_sendall
+    _recvs = [0]  # recv calls that returned data: wake-ups of the reader (fewer when chunks queue up)
+    for _name in ("recv", "recv_into"):
+        def _counted(self, *a, _orig=getattr(gevent.socket.socket, _name), **k):
+            r = _orig(self, *a, **k)
+            if r:
+                _recvs[0] += 1
+            return r
+        setattr(gevent.socket.socket, _name, _counted)
+    _book = [0.0]  # CPU seconds in llm-locust's bookkeeper steps (parsing, record, request event: the deferred work)
+    try:
+        from llm_locust.bookkeeper import Bookkeeper
+    except ImportError:
+        Bookkeeper = None
+    if Bookkeeper is not None:
+        def _timed_step(self, _orig=Bookkeeper._step):
+            t = time.process_time()
+            _orig(self)
+            _book[0] += time.process_time() - t
+        Bookkeeper._step = _timed_step
 """
 
 
-def write_gc_probe(workdir: Path, target: Path, freeze: bool) -> Path:
-    """A locustfile that imports ``target``'s users and records every garbage collection (generation, start, ns)."""
+def write_gc_probe(workdir: Path, target: Path, freeze: bool, writes: bool = False) -> Path:
+    """A locustfile that imports ``target``'s users and records every garbage collection (generation, start, ns);
+    with ``writes``, also when each request's ``sendall`` started and returned (the write probe)."""
     path = workdir / f"gc_probe_{target.stem}.py"
     path.write_text(
         GC_PROBE.format(
-            target=target, folder=str(target.parent), module=target.stem, freeze=freeze, out=str(workdir / "gc.json")
+            target=target, folder=str(target.parent), module=target.stem, freeze=freeze, writes=writes,
+            out=str(workdir / "gc.json"),
         ),
         encoding="utf-8",
     )
@@ -428,6 +474,36 @@ def summarise_gc(path: Path, t_start: int) -> dict[str, Any]:
         ms = [ns / 1e6 for g, t, ns in data["pauses"] if g == gen and t >= t_start]
         out[f"gen{gen}"] = {"n": len(ms), "total_ms": sum(ms), "max_ms": max(ms, default=0.0)}
     return out
+
+
+def summarise_writes(path: Path, rows: list[dict[str, Any]], sends: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The send side split in three (``--write-probe``), ms: t0 -> the request's ``sendall`` starts (client, before
+    the write), the ``sendall`` itself, and its return -> the server's body-read stamp (loopback delivers the bytes
+    within the ``send`` call, so this is the server's wake-up and read: the mock's delay, not the client's); and
+    the client's own share of the TTFT error, client TTFT - (server first write - ``sendall`` returned)."""
+    writes: dict[str, tuple[int, int, int]] = {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for rid, t_a, t_b, n in data.get("writes", []):
+        writes.setdefault(rid, (t_a, t_b, n))
+    split: dict[str, list[float]] = {
+        "pre_write_ms": [], "write_ms": [], "server_read_ms": [], "client_send_ms": [], "client_err_ms": []
+    }
+    for r in rows:
+        w, s = writes.get(r["id"]), sends.get(r["id"])
+        if w is None or s is None or r["status"] != "ok" or not s.get("tokens") or r["first"] is None:
+            continue
+        split["pre_write_ms"].append((w[0] - r["t0"]) / 1e6)
+        split["write_ms"].append((w[1] - w[0]) / 1e6)
+        split["server_read_ms"].append((s["t_recv_ns"] - w[1]) / 1e6)
+        split["client_send_ms"].append((w[1] - r["t0"]) / 1e6)
+        # the client's own share: client TTFT - (server first write - the request's bytes were in its socket)
+        split["client_err_ms"].append(((r["first"] - r["t0"]) - (s["t_first_token_ns"] - w[1])) / 1e6)
+    chunks = sum(r["chunks"] for r in rows)
+    recvs = data.get("recvs")
+    book = data.get("bookkeeper_cpu_s")
+    return {"joined": len(split["write_ms"]), "recv_per_chunk": recvs / chunks if recvs and chunks else None,
+            "bookkeeper_cpu_us_per_chunk": book * 1e6 / chunks if book and chunks else None,
+            **{k: pct(v) for k, v in split.items()}}
 
 
 def _py_spy_exe() -> str:
@@ -901,6 +977,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "64/128/256 at ITL 5 ms, TTFT 200 ms, 128 tokens, and the short scenario")
     p.add_argument("--stagger", action="store_true", help="start the users' first requests spread over the spawn "
                    "interval (the full profile's --stagger, the bare reader's --bare-stagger)")
+    p.add_argument("--write-probe", action="store_true", help="split the send side: log when each request's "
+                   "sendall starts and returns (a monkey-patch in the wrapper locustfile, both profiles)")
+    p.add_argument("--only-rows", default="", help="with --table: only these streams, e.g. 32 or 32,256")
     p.add_argument("--users", default="1,32,128", help="users of the error scenario (default %(default)s)")
     p.add_argument("--duration", type=float, default=15.0, help="seconds per run (default %(default)s)")
     p.add_argument("--out", default=None, help="JSON results (default bench/results.json; with --quick a file in the "
@@ -967,7 +1046,10 @@ def main(argv: list[str] | None = None) -> int:
                 plan.append(("error", prof, u, [*base, "--itl-ms", f"{args.itl_ms:g}", "--output-tokens",
                                                   str(args.tokens)], 0.0))
     if args.table:
+        only = {int(x) for x in args.only_rows.split(",") if x.strip()}
         for u, itl in TABLE_ROWS:
+            if only and u not in only:
+                continue
             for prof in profiles:
                 mock_args = [*base, "--itl-ms", f"{itl:g}", "--output-tokens", str(args.max_tokens)]
                 plan.append(("table", prof, u, mock_args, 0.0))
@@ -1004,7 +1086,7 @@ def main(argv: list[str] | None = None) -> int:
                 background = wait_for_quiet(args.quiet_pct, args.quiet_wait)
                 wd = workroot / f"{i:02d}-{scenario}-{prof}-{u}-rep{rep}-try{attempt}"
                 r = run_once(prof, u, mock_args, duration, wd, inputs, mode, spy, gc_probe=not args.no_gc_probe,
-                             stagger=args.stagger)
+                             stagger=args.stagger, write_probe=args.write_probe)
                 r.update(scenario=scenario, background_busy_pct=background, attempt=attempt, repeat=rep)
                 t = r["ttft_err_ms"]
                 print(
@@ -1077,6 +1159,18 @@ def main(argv: list[str] | None = None) -> int:
             for k, v in r["py_spy"]["categories"].items():
                 us = v * r[per] if r.get(per) else None
                 print(f"  {k:<58} {100 * v:5.1f}%  {_num(us, '{:.2f}')} us/{unit}")
+    probed = [r for r in results["runs"] if "write_probe" in r]
+    if probed:
+        print("\nwrite probe, ms p50/p90/p99: t0 -> sendall starts | sendall | sendall returned -> server body read "
+              "(the mock's wake-up) | client send side (t0 -> sendall returned) | client's TTFT error "
+              "(client TTFT - (server first write - sendall returned))")
+    for r in probed:
+        wp = r["write_probe"]
+        print(f"  {r['profile']:<5} {r['users']:>4} streams ({wp['joined']:>5} requests, "
+              f"{_num(wp.get('recv_per_chunk'), '{:.2f}')} recv/chunk, bookkeeper "
+              f"{_num(wp.get('bookkeeper_cpu_us_per_chunk'), '{:.2f}')} CPU us/chunk): "
+              + " | ".join(f"{_num(wp[k]['p50'])}/{_num(wp[k]['p90'])}/{_num(wp[k]['p99'])}"
+                           for k in ("pre_write_ms", "write_ms", "server_read_ms", "client_send_ms", "client_err_ms")))
     if "micro_us" in results:
         print("\nmicro (in-process, no I/O), microseconds:")
         for k, v in results["micro_us"].items():

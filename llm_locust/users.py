@@ -26,7 +26,9 @@ takes the next arrival from the run's dispatcher (:mod:`llm_locust.plugin.dispat
 the response is read, and stamps the arrival's fields into the record (backoff is off). The hot path, per request:
 
 * ``t0`` is stamped by the connection pool as it hands the connection over for the write
-  (:mod:`llm_locust.sendclock`), so nothing runs between ``t0`` and the write of the request;
+  (:mod:`llm_locust.sendclock`), so nothing runs between ``t0`` and the write of the request; each user opens
+  its keep-alive connection when it starts (``on_start``, untimed), so its first request is timed on an open
+  connection like the others;
 * the body is read by :func:`~llm_locust.measure.stream.read_response` with geventhttpclient's ``readline(b"\\n")``
   (that returns a line as soon as it is buffered; FastHttpUser's own ``iter_content``/``iter_lines`` wait for
   1 KB), each line stamped with ``time.perf_counter_ns()`` and kept, nothing parsed;
@@ -94,6 +96,7 @@ class LLMUser(FastHttpUser):
         opts = self.environment.parsed_options
         if opts is not None and getattr(opts, "stagger", False):
             gevent.sleep(stagger.first_delay(next(self.llm.started_users), getattr(opts, "spawn_rate", None)))
+        sendclock.preconnect(self, self.target.host)  # untimed: the first request is timed like the others
 
     @task
     def generate(self) -> None:

@@ -1,4 +1,5 @@
-"""The hot path (issue 14): t0 at the write, lines parsed after the stream, bounded bookkeeping, ``--stagger``.
+"""The hot path (issue 14): t0 at the write, the pre-connect, lines parsed after the stream, bounded bookkeeping,
+``--stagger``.
 
 Behaviour only, no wall-clock thresholds: runs are bounded by ``--max-requests``; times are compared with the mock
 server's send log (the same monotonic clock) for order, and with the configured stagger interval loosely.
@@ -8,8 +9,10 @@ from __future__ import annotations
 
 import gevent
 import pytest
+from locust import FastHttpUser
+from locust.env import Environment
 
-from llm_locust import bookkeeper, stagger
+from llm_locust import bookkeeper, sendclock, stagger
 from llm_locust.bookkeeper import Bookkeeper
 from tests.test_profile import _check_books
 
@@ -81,6 +84,30 @@ def test_t0_is_taken_at_the_write_and_every_request_is_booked(mock_server, locus
         s = sent[r["request_id"]]
         assert int(r["t0_ns"]) <= s["t_recv_ns"] <= s["t_first_token_ns"]
         assert int(r["t0_ns"]) + float(r["ttft_ms"]) * 1e6 >= s["t_first_token_ns"]
+
+
+def test_preconnect_puts_an_open_connection_in_the_pool_so_the_first_request_does_not_connect(mock_server):
+    """Without the pre-connect a user's first request opens its connection inside its timing (the clock is then
+    "fresh": t0 before the connect); after ``preconnect`` it goes out on the pooled connection; a host that refuses
+    connections makes ``preconnect`` a no-op, and the request then meets the error itself."""
+    mock = mock_server("--ttft-ms", "1", "--itl-ms", "1", "--output-tokens", "2")
+
+    class Plain(FastHttpUser):
+        host = mock.url
+
+    env = Environment(user_classes=[Plain])
+    for warm in (False, True):
+        user = Plain(env)
+        clock = sendclock.install(user)
+        if warm:
+            sendclock.preconnect(user, mock.url)
+        clock.t_ns = 0
+        resp = user.client.request("GET", "/health")
+        assert resp.status_code == 200 and clock.t_ns > 0
+        assert clock.fresh is not warm, warm
+    cold = Plain(env)
+    sendclock.install(cold)
+    sendclock.preconnect(cold, "http://127.0.0.1:1")  # refused: logged at debug level, nothing raised
 
 
 def test_stagger_spreads_the_first_requests_over_the_spawn_interval(mock_server, locust_run):

@@ -510,3 +510,31 @@ def test_deferred_parsing_equals_parsing_as_lines_come_on_every_recorded_stream(
                 body = CutBody(data, cut)
                 read_stream(new, body, now=body.now)
             assert outcome(new) == outcome(ref), (proto.name, cut)
+
+
+SSE_EDGE_BODIES = (
+    b'data: {"choices":[{"delta":{"content":"a"}}]}\r\n\r\ndata:  {"choices":[{"delta":{"content":"b"}}]}\n\n'
+    b"data: [DONE]\r\n\r\n",
+    b'event: message\ndata: {"choices":[{"delta":{"content":"a"}}]}\n\n: keep-alive\n\n'
+    b'data: {"choices":[{"delta":\ndata: {"content":"b"}}]}\n\ndata:{"choices":[{"delta":{"content":"c"}}]}\n\n'
+    b"data: [DONE]\n\n",
+    b'data: {"choices":[{"delta":{"content":"a"}}]}\n\ndata: \n\ndata: [DONE]\n',  # no blank line after the marker
+    b'data: {"choices":[{"delta":{"content":"a"}}]}\n\ndata: {"error":{"message":"secret boom"}}\n\n',
+)
+
+
+@pytest.mark.parametrize("data", SSE_EDGE_BODIES)
+def test_the_sse_fast_path_frames_as_the_decoder_does(data):
+    """parse_lines frames the common "data: " + blank-line event in place; it must equal SSEDecoder's framing
+    (with limit=1 the fast path never runs: each step sees one line)."""
+    for proto in _protocols():
+        if proto.framing != "sse":
+            continue
+        want = outcome(inline_read(StreamResult(proto), Body(data), ("secret",)))
+        for limit in (None, 1, 2):
+            body = Body(data)
+            out = StreamResult(proto)
+            read_lines(out, body, now=body.now)
+            while not parse_lines(out, ("secret",), limit):
+                pass
+            assert outcome(out) == want, (proto.name, limit)

@@ -48,6 +48,10 @@ class SSEDecoder:
         # id: and retry: carry nothing we measure
         return None
 
+    def idle(self) -> bool:
+        """True between events (no line of an event buffered yet)."""
+        return not self._data and not self._name
+
     def flush(self) -> Event | None:
         if not self._data:
             self._name = ""
