@@ -7,13 +7,15 @@ server's send log (the same monotonic clock) for order, and with the configured 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import gevent
 import pytest
-from locust import FastHttpUser
-from locust.env import Environment
 
-from llm_locust import bookkeeper, sendclock, stagger
+from llm_locust import bookkeeper, stagger
 from llm_locust.bookkeeper import Bookkeeper
+from tests.conftest import ROOT
 from tests.test_profile import _check_books
 
 
@@ -91,23 +93,32 @@ def test_preconnect_puts_an_open_connection_in_the_pool_so_the_first_request_doe
     "fresh": t0 before the connect); after ``preconnect`` it goes out on the pooled connection; a host that refuses
     connections makes ``preconnect`` a no-op, and the request then meets the error itself."""
     mock = mock_server("--ttft-ms", "1", "--itl-ms", "1", "--output-tokens", "2")
+    script = f"""
+from locust import FastHttpUser
+from locust.env import Environment
+from llm_locust import sendclock
 
-    class Plain(FastHttpUser):
-        host = mock.url
+class Plain(FastHttpUser):
+    host = {mock.url!r}
 
-    env = Environment(user_classes=[Plain])
-    for warm in (False, True):
-        user = Plain(env)
-        clock = sendclock.install(user)
-        if warm:
-            sendclock.preconnect(user, mock.url)
-        clock.t_ns = 0
-        resp = user.client.request("GET", "/health")
-        assert resp.status_code == 200 and clock.t_ns > 0
-        assert clock.fresh is not warm, warm
-    cold = Plain(env)
-    sendclock.install(cold)
-    sendclock.preconnect(cold, "http://127.0.0.1:1")  # refused: logged at debug level, nothing raised
+env = Environment(user_classes=[Plain])
+for warm in (False, True):
+    user = Plain(env)
+    clock = sendclock.install(user)
+    if warm:
+        sendclock.preconnect(user, {mock.url!r})
+    clock.t_ns = 0
+    resp = user.client.request("GET", "/health")
+    assert resp.status_code == 200 and clock.t_ns > 0
+    assert clock.fresh is not warm, warm
+cold = Plain(env)
+sendclock.install(cold)
+sendclock.preconnect(cold, "http://127.0.0.1:1")  # refused: logged at debug level, nothing raised
+print("ok")
+"""
+    # in its own process: importing Locust monkey-patches the process, which this one (pytest's) must not be
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
 
 
 def test_stagger_spreads_the_first_requests_over_the_spawn_interval(mock_server, locust_run):
