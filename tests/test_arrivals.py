@@ -356,14 +356,16 @@ def test_a_rate_shape_reaches_the_workers(tmp_path, mock_server):
 
 
 def test_a_worker_that_joins_gets_its_share_and_the_others_slow_down(tmp_path, mock_server):
-    """--enable-rebalancing: a third worker joins mid-run; the master re-splits the rate over three."""
+    """--enable-rebalancing: a third worker joins mid-run; the master re-splits the rate over three. The run is
+    long (30 s) so that the third worker, whose start takes seconds on a loaded machine, is surely in for its last
+    seconds; the rates are judged on windows of each worker's own timeline."""
     import time
 
     mock = mock_server("--ttft-ms", "20", "--itl-ms", "2", "--output-tokens", "10")
     reports = tmp_path / "reports"
     port = str(free_port())
     master = _locust("--master", "--headless", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
-                     "--expect-workers", "2", "--enable-rebalancing", "-u", "3", "-r", "3", "-t", "16s",
+                     "--expect-workers", "2", "--enable-rebalancing", "-u", "3", "-r", "3", "-t", "30s",
                      "-H", mock.url, "--model", "m", "--request-rate", "60", "--seed", "9",
                      "--report-dir", str(reports), log=tmp_path / "m.log")
     workers = [_locust("--worker", "--master-host", "127.0.0.1", "--master-port", port, log=tmp_path / f"w{i}.log")

@@ -144,6 +144,11 @@ def _dispatcher(name: str) -> Callable[..., None]:
 
     def listener(environment: Any = None, **kwargs: Any) -> None:
         session = session_of(environment) if environment is not None else None
+        if session is None and name == "test_start" and environment is not None:
+            # a worker that joins a running test gets its spawn message (and so test_start) as soon as it says it
+            # is ready, which can be before Locust fires init: set the session up first
+            on_init(environment, runner=environment.runner)
+            session = session_of(environment)
         if session is not None:
             getattr(session, f"on_{name}")(environment, **kwargs)
 
