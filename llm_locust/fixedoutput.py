@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 #: above this share of requests whose output length missed what was asked, the reports warn
 WARN_SHARE = 0.05
-_NONE_ASKED = {"asked": 0, "missed": 0, "missed_share": None, "mean_shortfall": None, "flagged": False}
+_NONE_ASKED = {"asked": 0, "missed": 0, "missed_share": None, "mean_shortfall": None, "flagged": False,
+               "unverified": 0}
 
 
 def startup_note(apis: list[str]) -> str | None:
@@ -44,10 +45,15 @@ def shortfall(ok: pd.DataFrame) -> dict[str, Any]:
         return dict(_NONE_ASKED)
     asked = ok["output_tokens_asked"].to_numpy(dtype=np.float64, na_value=np.nan)
     got = ok["output_tokens"].to_numpy(dtype=np.float64, na_value=np.nan)
-    has = ~np.isnan(asked)
+    # only the server's count can tell: a local count is another tokenizer's estimate (llama.cpp's server sends no
+    # usage in streams), which differs from the length asked even when the server generated exactly it
+    server = (ok["output_tokens_source"].astype(object) == "server").to_numpy()
+    wanted = ~np.isnan(asked)
+    has = wanted & server
     n = int(has.sum())
+    unverified = int((wanted & ~server).sum())
     if not n:
-        return dict(_NONE_ASKED)
+        return {**_NONE_ASKED, "unverified": unverified}
     short = asked[has] - np.nan_to_num(got[has], nan=0.0)
     miss = short != 0
     missed = int(miss.sum())
@@ -57,6 +63,7 @@ def shortfall(ok: pd.DataFrame) -> dict[str, Any]:
         "missed_share": missed / n,
         "mean_shortfall": float(short[miss].mean()) if missed else None,
         "flagged": missed / n > WARN_SHARE,
+        "unverified": unverified,
     }
 
 

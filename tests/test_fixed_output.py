@@ -89,12 +89,17 @@ def test_summary_counts_the_shortfall_and_warns_above_five_percent():
     records = [_record(i, 40, 40) for i in range(18)] + [_record(18, 30, 40), _record(19, 20, 40)]
     s = summarize(records, {"run_id": "x", "model": "m", "host": "h", "api": "openai-chat"})
     short = s["overall"]["output_shortfall"]
-    assert short == {"asked": 20, "missed": 2, "missed_share": 0.1, "mean_shortfall": 15.0, "flagged": True}
+    assert short == {"asked": 20, "missed": 2, "missed_share": 0.1, "mean_shortfall": 15.0, "flagged": True,
+                     "unverified": 0}
     assert s["prompts"][0]["output_shortfall"]["missed"] == 2
     warning = fixedoutput.warning(s)
     assert warning is not None and "2 of 20" in warning and "\n" not in warning
     one_miss = [_record(i, 40, 40) for i in range(20)] + [_record(20, 39, 40)]
     assert fixedoutput.warning(summarize(one_miss, {"run_id": "x", "model": "m", "host": "h", "api": "a"})) is None
+    # a local count (another tokenizer's estimate) cannot tell a miss: counted apart, never flagged
+    local = [{**_record(i, 30, 40), "output_tokens_source": "local"} for i in range(5)]
+    est = summarize(local, {"run_id": "x", "model": "m", "host": "h", "api": "a"})["overall"]["output_shortfall"]
+    assert est["asked"] == 0 and est["unverified"] == 5 and not est["flagged"]
     unasked = summarize([_record(0, 3, None)], {"run_id": "x", "model": "m", "host": "h", "api": "a"})
     assert unasked["overall"]["output_shortfall"]["asked"] == 0 and fixedoutput.warning(unasked) is None
 
@@ -133,7 +138,7 @@ def test_fixed_output_gets_every_answer_to_the_limit(mock_server, locust_run):
     assert len(run.sent) == 12 and all(s["length_asked"] == f"ignore_eos,min_tokens:{LIMIT}" for s in run.sent)
     summary = run.summary()
     assert summary["overall"]["output_shortfall"] == {"asked": 12, "missed": 0, "missed_share": 0.0,
-                                                      "mean_shortfall": None, "flagged": False}
+                                                      "mean_shortfall": None, "flagged": False, "unverified": 0}
     assert summary["run"]["fixed_output"] is True
     assert "WARNING" not in (run.folder / "summary.txt").read_text()
 

@@ -250,3 +250,26 @@ def test_vllm_server_metrics_section_and_tpot_against_ours(tmp_path, vllm):
     assert ttft["difference_mean"] > 0  # vLLM's clock starts at engine arrival, ours before the request is sent
     print("\nclient vs server (ms):", {k: (round(v["client_mean"], 2), round(v["server_mean"], 2))
                                        for k, v in src["vs_client"].items()})
+
+
+def test_fixed_output_open_loop_and_warmup_against_the_real_server(server: Server, tmp_path: Path) -> None:
+    """Issue 12's benchmark flags on a real server, not only our mock: ``ignore_eos``/``min_tokens`` accepted (no
+    HTTP 400), every measured answer exactly the asked length, arrivals on a timeline, the warm-up left out."""
+    run = _locust(tmp_path, server, "-u", "2", "-r", "2", "--fixed-output", "--token-limit", "12",
+                  "--request-rate", "4", "--arrival", "constant", "--seed", "1", "--warmup", "1",
+                  "--max-requests", "5")
+    rows = _ok(run, server)
+    assert len(rows) == 5 and sum(r["warmup"] == "True" for r in rows) == 1
+    limits = _limits(PROMPTS)  # each prompt's token_limit, which --token-limit only stands in for
+    assert all(int(r["output_tokens_asked"]) == limits[r["prompt"]] and r["finish_reason"] == "length" for r in rows), \
+        [(r["prompt"], r["output_tokens_asked"], r["finish_reason"]) for r in rows]
+    assert all(r["intended_send_ms"] != "" and r["send_lag_ms"] != "" for r in rows), \
+        [(r["intended_send_ms"], r["send_lag_ms"]) for r in rows]
+    overall = run.summary()["overall"]
+    assert overall["successes"] == 4  # the warm-up request is in no figure
+    shortfall = overall["output_shortfall"]
+    assert shortfall["missed"] == 0 and overall["arrivals"]["sent"] == 4  # the measured ones
+    if server.kind.stream_usage:  # judged on the server's counts; llama.cpp's streams carry none
+        assert shortfall["asked"] == 4 and shortfall["unverified"] == 0
+    else:
+        assert shortfall["asked"] == 0 and shortfall["unverified"] == 4
