@@ -66,6 +66,41 @@ def test_a_broken_job_does_not_stop_the_others(caplog):
     books.stop()
 
 
+def test_a_backlog_beyond_its_bound_is_booked_by_the_user_that_defers():
+    """Back-pressure: a saturated loop never gets idle, so the jobs past MAX_BACKLOG run to their end inside
+    ``defer`` (oldest first), and the backlog, whose live objects every garbage collection walks, stays bounded."""
+    done: list[int] = []
+
+    def job(k: int):
+        yield
+        done.append(k)
+
+    books = Bookkeeper()
+    n = bookkeeper.MAX_BACKLOG + 100
+    for k in range(n):  # no switch in between: the bookkeeper's greenlet never runs
+        books.defer(job(k))
+        assert len(books) <= bookkeeper.MAX_BACKLOG
+    assert done == list(range(100)) and len(books) == bookkeeper.MAX_BACKLOG
+    books.drain()
+    assert done == list(range(n))
+    books.stop()
+
+
+def test_lines_are_stamped_without_an_object_per_line():
+    """The hot path keeps each line's stamp in an array: no tuple per line for the garbage collector to walk."""
+    from array import array
+
+    from llm_locust.measure.stream import StreamResult, read_lines
+    from llm_locust.protocols import get_protocol
+
+    lines = iter([b"data: x\n", b"\n", b"data: [DONE]\n", b"\n", b""])
+    ticks = iter(range(10, 100, 10))
+    out = StreamResult(get_protocol("openai-chat")("http://127.0.0.1:1", "m"))
+    read_lines(out, type("B", (), {"readline": lambda self, sep: next(lines)})(), now=lambda: next(ticks))
+    assert isinstance(out.stamps, array) and list(out.stamps) == [10, 20, 30, 40, 50]
+    assert out.lines == [b"data: x\n", b"\n", b"data: [DONE]\n", b"\n", b""] and out.ended
+
+
 def test_step_budget_is_a_bound_not_a_quota():
     assert 0 < bookkeeper.STEP_BUDGET_NS <= 1_000_000 and bookkeeper.MAX_BACKLOG > 0
 

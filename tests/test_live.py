@@ -8,7 +8,8 @@ from array import array
 import numpy as np
 import pytest
 
-from llm_locust.live import Histogram, Summary
+from llm_locust import live
+from llm_locust.live import FOLD_AT, Histogram, LiveView, Summary
 
 
 def _record(rng: random.Random, status: str = "ok") -> dict:
@@ -50,3 +51,44 @@ def test_merged_summaries_equal_one_summary_of_everything():
     assert merged.itl.counts == whole.itl.counts and merged.itl.n == sum(
         len(r["itl_us"]) // 8 for r in records if r["status"] == "ok"
     )
+
+
+def _ok(ttft: float, tpot: float, tokens: int = 10) -> dict:
+    return {"warmup": False, "prompt": "p", "target": "t", "status": "ok", "ttft_ms": ttft, "tpot_ms": tpot,
+            "e2e_ms": ttft + tpot * tokens, "output_tokens": tokens, "input_tokens": 5, "cost_usd": None,
+            "output_tokens_per_s": 1.0, "itl_us": b""}
+
+
+def test_the_window_quantiles_are_the_last_seconds_within_the_bucket_resolution(monkeypatch):
+    """The time series' window is per-second bucket counts: its quantiles are within 2 % of the exact ones of the
+    last WINDOW_S seconds, older requests drop out, and the cost of a sample does not grow with the request rate."""
+    clock = [1000.0]
+    monkeypatch.setattr(live.time, "time", lambda: clock[0])
+    view = LiveView(["p"])
+    rng = random.Random(3)
+    for _ in range(2000):  # an old second: out of the window later
+        view.add(_ok(5000.0, 50.0))
+    clock[0] += live.WINDOW_S + 2
+    recent = []
+    for _ in range(3000):
+        clock[0] += 0.003
+        ttft, tpot = rng.lognormvariate(4, 1), rng.uniform(1, 20)
+        recent.append((ttft, tpot))
+        view.add(_ok(ttft, tpot))
+    point = view.sample(7)
+    for key, values, q in (("ttft_p50_ms", [r[0] for r in recent], 0.5), ("ttft_p95_ms", [r[0] for r in recent], 0.95),
+                           ("tpot_p50_ms", [r[1] for r in recent], 0.5)):
+        exact = float(np.quantile(values, q, method="inverted_cdf"))
+        assert abs(point[key] - exact) <= 0.021 * exact, key
+    assert point["users"] == 7 and point["output_tokens_per_s"] == pytest.approx(30000 / view._window.span(clock[0]))
+    assert len(view._window._slots) <= live.WINDOW_S + 1
+
+
+def test_gap_arrays_are_folded_by_their_values_not_their_count():
+    """An ITL histogram buckets at FOLD_AT pending *gaps*: 2,048 pending arrays of 128 tokens each were 260,000
+    values in one fold (20 ms of the event loop)."""
+    h = Histogram()
+    gaps = array("q", [5000] * 127).tobytes()
+    for _ in range(FOLD_AT // 127 + 1):
+        h.add_us_bytes(gaps)
+    assert h._pending < 127 and h.n >= FOLD_AT and h.quantile(0.5) == pytest.approx(5.0, rel=0.02)

@@ -538,3 +538,143 @@ def test_the_sse_fast_path_frames_as_the_decoder_does(data):
             while not parse_lines(out, ("secret",), limit):
                 pass
             assert outcome(out) == want, (proto.name, limit)
+
+
+# ---------------------------------------------------------------- the envelope (chunks read without a JSON parse)
+
+#: JSON string literals a token chunk may carry: plain ones (the envelope's), and every kind it must leave to the
+#: full parse (escapes, raw control characters, bytes that are not UTF-8, a value that is also the model's name)
+LITERALS = (
+    b'" the"', b'" capital"', b'""', '"é ü 日本"'.encode(), b'"\\u00e9"', b'"\\"q\\""', b'"a\\\\b"', b'"a\\nb"',
+    b'"a\x01b"', b'"\xff\xfe"', b'"m"', b'"}]}"', b'" of"',
+)
+#: per protocol: the stream's start, one token chunk (its literal where %s is), its end
+ENVELOPES = {
+    "openai-chat": (
+        b'data: {"id":"c1","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n',
+        b'data: {"id":"c1","model":"m","choices":[{"index":0,"delta":{"content":%s},"finish_reason":null}]}\n\n',
+        b'data: {"id":"c1","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
+        b'"usage":{"prompt_tokens":3,"completion_tokens":30}}\n\ndata: [DONE]\n\n',
+    ),
+    "openai-chat-reasoning": (
+        b"",
+        b'data: {"id":"c1","choices":[{"index":0,"delta":{"reasoning_content":%s}}]}\n\n',
+        b'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"ok"}}]}\n\ndata: [DONE]\n\n',
+    ),
+    "openai-completions": (
+        b"",
+        b'data: {"id":"c1","choices":[{"text":%s,"index":0,"finish_reason":null}]}\n\n',
+        b'data: {"id":"c1","choices":[{"text":"","index":0,"finish_reason":"length"}]}\n\ndata: [DONE]\n\n',
+    ),
+    "anthropic": (
+        b'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":3}}}\n\n',
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+        b'"delta":{"type":"text_delta","text":%s}}\n\n',
+        b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},'
+        b'"usage":{"output_tokens":30}}\n\nevent: message_stop\ndata: {"type":"message_stop"}\n\n',
+    ),
+    "anthropic-thinking": (
+        b"",
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+        b'"delta":{"type":"thinking_delta","thinking":%s}}\n\n',
+        b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+    ),
+    "gemini": (
+        b"",
+        b'data: {"candidates":[{"content":{"parts":[{"text":%s}],"role":"model"},"index":0}]}\n\n',
+        b'data: {"candidates":[{"content":{"parts":[{"text":"."}],"role":"model"},"finishReason":"STOP"}],'
+        b'"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":30}}\n\n',
+    ),
+    "ollama-chat": (
+        b"",
+        b'{"model":"m","message":{"role":"assistant","content":%s},"done":false}\n',
+        b'{"model":"m","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop",'
+        b'"prompt_eval_count":3,"eval_count":30}\n',
+    ),
+    "ollama-generate": (
+        b"",
+        b'{"model":"m","response":%s,"done":false}\n',
+        b'{"model":"m","response":"","done":true,"prompt_eval_count":3,"eval_count":30}\n',
+    ),
+}
+
+
+def _enveloped(kind: str, literals: tuple[bytes, ...]) -> bytes:
+    start, chunk, end = ENVELOPES[kind]
+    return start + b"".join(chunk.replace(b"%s", lit) for lit in literals) + end
+
+
+def _counting(proto: Protocol) -> list[int]:
+    calls = [0]
+    parse = proto.parse
+
+    def counted(event: str, data: bytes):
+        calls[0] += 1
+        return parse(event, data)
+
+    proto.parse = counted  # an instance attribute: parse_lines binds proto.parse
+    return calls
+
+
+@pytest.mark.parametrize("kind", sorted(ENVELOPES))
+def test_the_envelope_gives_what_the_full_parse_gives(kind, monkeypatch):
+    """Chunks that differ from the envelope's only inside the text are read without a JSON parse; every other
+    chunk (escapes, control characters, bad UTF-8, changed fields) is parsed in full, and the results equal the
+    full parse's on every protocol, in one pass and in the bookkeeper's bounded steps."""
+    api = kind.removesuffix("-reasoning").removesuffix("-thinking")
+    for literals in (LITERALS * 2, LITERALS[::-1] * 2, (b'" a"',) * 40):
+        data = _enveloped(kind, literals)
+        proto = get_protocol(api)("http://127.0.0.1:1", "m")
+        assert proto.literal_text
+        want = outcome(inline_read(StreamResult(proto), Body(data), ("secret",)))
+        calls = _counting(proto)
+        for limit in (None, 1, 5):
+            body = Body(data)
+            out = StreamResult(proto)
+            read_lines(out, body, now=body.now)
+            while not parse_lines(out, ("secret",), limit):
+                pass
+            assert outcome(out) == want, (kind, limit)
+            assert out.envelope is not None, kind
+        # the plain chunks after the envelope's own were not parsed (3 passes; the probe is one parse a pass)
+        plain = sum(_PLAIN_LITERAL(lit) for lit in literals)
+        assert calls[0] <= 3 * (len(data.splitlines()) - plain + 2), (kind, calls[0])
+        monkeypatch.setattr(type(proto), "literal_text", False)  # the full parse only: the same results
+        slow = StreamResult(get_protocol(api)("http://127.0.0.1:1", "m"))
+        body = Body(data)
+        read_lines(slow, body, now=body.now)
+        parse_lines(slow, ("secret",))
+        assert outcome(slow) == want and slow.envelope is None
+        monkeypatch.undo()
+
+
+def _PLAIN_LITERAL(lit: bytes) -> bool:
+    inner = lit[1:-1]
+    return not any(c in inner for c in b'"\\') and all(c >= 0x20 for c in inner) and _utf8(inner)
+
+
+def _utf8(b: bytes) -> bool:
+    try:
+        b.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def test_no_envelope_where_the_text_is_not_one_plain_string():
+    """A text that is also another field's value (the model's name), or that only escapes spell, gives no
+    envelope: those streams are parsed in full, chunk by chunk."""
+    proto = get_protocol("openai-chat")("http://127.0.0.1:1", "m")
+    for literals in ((b'"m"',) * 6, (b'"\\u00e9"',) * 6, (b'"a\\nb"',) * 6):
+        out = read(proto, _enveloped("openai-chat", literals))
+        assert out.envelope is None and out.error is None and len(out.clock.token_ns) == 6
+
+
+def test_a_two_choice_chunk_keeps_the_first_choice_text():
+    """OpenAI's n > 1: the text is the first choice's; the envelope holds the second choice's bytes unchanged."""
+    chunk = b'data: {"choices":[{"index":0,"delta":{"content":%s}},{"index":1,"delta":{"content":"b"}}]}\n\n'
+    data = b"".join(chunk.replace(b"%s", lit) for lit in (b'" x"', b'" y"', b'"b"', b'" z"')) + b"data: [DONE]\n\n"
+    proto = get_protocol("openai-chat")("http://127.0.0.1:1", "m")
+    out = read(proto, data)
+    assert out.envelope is not None and out.clock.text == [" x", " y", "b", " z"]
+    assert outcome(out) == outcome(inline_read(StreamResult(proto), Body(data)))

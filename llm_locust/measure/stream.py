@@ -14,7 +14,10 @@ protocol) and read the extra per-request fields from the headers; an error statu
 success goes to :func:`read_lines`, the hot path, which per line only:
 
 * calls ``body.readline(b"\\n")`` (geventhttpclient returns a line as soon as it is buffered), takes ``now()``
-  (``time.perf_counter_ns``) right after it returns and appends ``(now, line)`` to ``out.lines``.
+  (``time.perf_counter_ns``) right after it returns, appends that to ``out.stamps`` (an ``array("q")``) and the
+  line to ``out.lines``: no Python object is made per line that the garbage collector would have to track (a
+  ``(stamp, line)`` tuple per line made every young collection walk thousands of them: 2-5 ms stalls at 64
+  streams).
 
 Nothing is parsed while the stream is open: every result depends only on the lines and their stamps, reading
 goes on to the end of the body whatever a line says, so parsing afterwards gives the same result as parsing each
@@ -26,6 +29,17 @@ the stream has ended (in steps of ``limit`` lines if the caller wants to bound e
   way) and parses each with ``proto.parse`` into a ``Delta``;
 * adds each delta to the :class:`~llm_locust.measure.metrics.StreamClock` (token events, usage), keeps the last
   finish reason and whether an end marker came.
+
+**The envelope** (protocols with ``literal_text``: OpenAI and compatible servers, Anthropic, Gemini, Ollama). Most
+chunks of a stream are the same bytes but for the token's text: ``{"id":"chatcmpl-1",...,"delta":{"content":"
+the"},...}``. When a chunk parses to text (or reasoning) alone, with no usage, stop reason, error or end marker, and
+that text appears in the chunk exactly once as a plain JSON string, the bytes before and after it become the
+stream's *envelope*, once a parse of the envelope around a probe string gives back exactly the probe (so that
+string, and no other, is the text). A later event with the same name whose data is that envelope around a plain
+string (no quote, backslash or control character: the same JSON document but for that value) is the same delta with
+that string as its text, without a JSON parse. Anything else (escapes, a changed field, usage, a stop reason) is
+parsed in full. ``tests/test_parsers.py`` checks that both give the same results on every recorded stream and on
+streams made to break it.
 
 Errors (``out.error`` keeps the *first* one, later ones are ignored):
 
@@ -45,7 +59,9 @@ Nothing here knows Locust or gevent: the caller owns the connection, the timeout
 
 from __future__ import annotations
 
+import re
 import time
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -62,6 +78,37 @@ if TYPE_CHECKING:
 _BLANK = (b"\n", b"\r\n")
 #: bytes of an error response's body read for its message
 MAX_ERROR_BODY = 64 * 1024
+#: a JSON string's content that needs no unescaping: no quote, backslash or control character
+_PLAIN = re.compile(rb'[^"\\\x00-\x1f]*').fullmatch
+#: the string an envelope is checked with
+_PROBE = "llm-locust envelope probe"
+#: chunks a stream may try to take its envelope from
+_ENVELOPE_TRIES = 4
+
+
+def _envelope(parse: Any, name: str, data: bytes, delta: Any) -> tuple[str, bytes, bytes, int, bool] | None:
+    """The envelope of a chunk that parsed to ``delta`` (see the module docs), or None: (event name, bytes before the
+    string, bytes after it, their length together, whether the string is the reasoning rather than the text)."""
+    if delta.usage is not None or delta.done or delta.error is not None or delta.finish_reason:
+        return None
+    if delta.text and not delta.reasoning:
+        reasoning, value = False, delta.text
+    elif delta.reasoning and not delta.text:
+        reasoning, value = True, delta.reasoning
+    else:
+        return None
+    literal = b'"' + value.encode() + b'"'
+    if data.count(literal) != 1 or _PLAIN(literal[1:-1]) is None:
+        return None
+    i = data.index(literal) + 1
+    head, tail = data[:i], data[i + len(literal) - 2:]
+    try:
+        probe = parse(name, head + _PROBE.encode() + tail)
+    except LLMError:
+        return None
+    if probe != (delta._replace(reasoning=_PROBE) if reasoning else delta._replace(text=_PROBE)):
+        return None
+    return name, head, tail, len(head) + len(tail), reasoning
 
 
 @dataclass(slots=True)
@@ -77,11 +124,14 @@ class StreamResult:
     done: bool = False  # the end marker came (or a clean close, for ends_at_close protocols)
     finish: str | None = None  # the server's last stop reason
     t_end: int | None = None  # perf_counter_ns when the response was completely read or failed (the caller's)
-    lines: list[tuple[int, bytes]] = field(default_factory=list)  # (perf_counter_ns, line) as read, b"" at the end
+    lines: list[bytes] = field(default_factory=list)  # the lines as read, b"" at the end
+    stamps: array = field(default_factory=lambda: array("q"))  # perf_counter_ns of each line, as read
     ended: bool = False  # the body ended (its last line, b"", is in ``lines``)
     parsed: int = 0  # lines parsed so far
     checked: bool = False  # the end-of-stream checks ran
     decoder: Any = None  # the framing decoder, kept between parse_lines calls
+    envelope: Any = None  # the stream's envelope (see the module docs), once found
+    tries: int = 0  # chunks tried for the envelope
 
     def fail(self, error: LLMError) -> None:
         """Record ``error`` unless an earlier one is recorded."""
@@ -114,23 +164,26 @@ def read_response(
 def read_lines(
     out: StreamResult, body: Any, now: Callable[[], int] = time.perf_counter_ns, max_bytes: int | None = None
 ) -> None:
-    """Read ``body`` (anything with ``readline(b"\\n")``) to its end: every line and the ``now()`` right after
-    its ``readline`` returned go to ``out.lines``; nothing else runs per line but the byte count against
-    ``max_bytes``. Sets ``out.ended`` at the end of the body; a body over ``max_bytes`` is cut before the line that
-    crosses it (:class:`~llm_locust.errors.ResponseTooLarge`; the caller must not reuse the connection); an
-    exception from ``readline`` propagates and leaves the lines read so far."""
+    """Read ``body`` (anything with ``readline(b"\\n")``) to its end: every line goes to ``out.lines`` and the
+    ``now()`` right after its ``readline`` returned to ``out.stamps``; nothing else runs per line but the byte count
+    against ``max_bytes``. Sets ``out.ended`` at the end of the body; a body over ``max_bytes`` is cut before the
+    line that crosses it (:class:`~llm_locust.errors.ResponseTooLarge`; the caller must not reuse the connection);
+    an exception from ``readline`` propagates and leaves the lines read so far."""
     readline = body.readline
-    append = out.lines.append
+    stamp = out.stamps.append
+    keep = out.lines.append
     left = max_bytes if max_bytes is not None else -1
     while True:
         line = readline(b"\n")
-        append((now(), line))
+        stamp(now())
+        keep(line)
         if not line:
             break
         if left >= 0:
             left -= len(line)
             if left < 0:
                 out.lines.pop()
+                out.stamps.pop()
                 out.fail(errors.ResponseTooLarge(f"response body over --max-response-bytes {max_bytes}; cut there"))
                 return
     out.ended = True
@@ -146,14 +199,17 @@ def parse_lines(out: StreamResult, secrets: tuple[str, ...] = (), limit: int | N
     feed = decoder.feed
     parse = proto.parse
     add = clock.add
-    lines = out.lines
+    lines, stamps = out.lines, out.stamps
+    literal = proto.literal_text
+    env = out.envelope
+    stamp_token, keep_text = clock.token_ns.append, clock.text.append
     i = out.parsed
     stop = len(lines) if limit is None else min(len(lines), i + limit)
     sse = type(decoder) is SSEDecoder
     while i < stop:
-        t, line = lines[i]
+        t, line = stamps[i], lines[i]
         i += 1
-        if sse and i < stop and line[:6] == b"data: " and lines[i][1] in _BLANK and decoder.idle():
+        if sse and i < stop and line[:6] == b"data: " and lines[i] in _BLANK and decoder.idle():
             # the common SSE event, one "data: " line and the blank line that ends it: framed as SSEDecoder would
             # frame it (timed by its first line, no event name), without two calls of feed
             i += 1
@@ -166,11 +222,30 @@ def parse_lines(out: StreamResult, secrets: tuple[str, ...] = (), limit: int | N
             event = feed(t, line)
             if event is None:
                 continue
+        data = event[2]
+        if env is not None and event[1] == env[0] and len(data) >= env[3] and data.startswith(env[1]) and \
+                data.endswith(env[2]):
+            mid = data[len(env[1]):len(data) - len(env[2])]
+            if _PLAIN(mid) is not None:
+                try:
+                    value = mid.decode()
+                except UnicodeDecodeError:  # not UTF-8: the full parse says so
+                    pass
+                else:
+                    if env[4]:
+                        add(event[0], "", value, None)
+                    elif value:  # clock.add(t, value, "", None) after the envelope's own chunk was added: inlined
+                        stamp_token(event[0])
+                        keep_text(value)
+                    continue
         try:
-            delta = parse(event[1], event[2])
+            delta = parse(event[1], data)
         except LLMError as e:
             out.fail(e)
             continue
+        if env is None and literal and out.tries < _ENVELOPE_TRIES and (delta.text or delta.reasoning):
+            out.tries += 1
+            env = out.envelope = _envelope(parse, event[1], data, delta)
         if delta.error is not None:
             out.fail(errors.StreamError(errors.redact(delta.error, secrets)))
         add(event[0], delta.text, delta.reasoning, delta.usage)

@@ -39,6 +39,7 @@ def _usage(u: dict[str, Any]) -> Usage:
 
 class AnthropicMessages(Protocol):
     name = "anthropic"
+    literal_text = True
     path = "/v1/messages"
     key_env = "ANTHROPIC_API_KEY"
     price_provider = "anthropic"

@@ -172,6 +172,10 @@ class Protocol:
     name: ClassVar[str]
     #: ``sse``, ``ndjson`` or ``json`` (see :mod:`llm_locust.measure.framing`)
     framing: ClassVar[str] = "sse"
+    #: ``parse`` returns a JSON string value of the event as the delta's text (or reasoning) unchanged, and nothing
+    #: else it returns depends on that value: the stream reader may then read a chunk that differs from an earlier
+    #: one only inside that string without parsing it (:mod:`llm_locust.measure.stream`, "the envelope")
+    literal_text: ClassVar[bool] = False
     #: the stream has no end marker: a clean end of the body completes it (Gemini, some custom endpoints)
     ends_at_close: ClassVar[bool] = False
     #: path appended to the host (overlap with a path already in the host is removed, see ``request_path``)

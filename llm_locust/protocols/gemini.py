@@ -51,6 +51,7 @@ def _seconds(value: Any) -> float | None:
 
 class Gemini(Protocol):
     name = "gemini"
+    literal_text = True
     path = "/v1beta/models/{model}:streamGenerateContent?alt=sse"
     key_env = "GEMINI_API_KEY"
     ends_at_close = True

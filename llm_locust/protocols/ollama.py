@@ -21,6 +21,7 @@ def _final(obj: dict[str, Any]) -> Usage:
 
 class OllamaChat(Protocol):
     name = "ollama-chat"
+    literal_text = True
     framing = "ndjson"
     path = "/api/chat"
     key_env = "OLLAMA_API_KEY"

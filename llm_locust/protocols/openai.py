@@ -60,6 +60,7 @@ def _error(obj: dict[str, Any]) -> str | None:
 
 class OpenAIChat(Protocol):
     name = "openai-chat"
+    literal_text = True
     path = "/v1/chat/completions"
     key_env = "OPENAI_API_KEY"
     summary = "OpenAI chat completions (OpenAI, vLLM, SGLang, llama.cpp, Ollama /v1, Mistral, DeepSeek)"
