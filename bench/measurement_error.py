@@ -589,6 +589,7 @@ def analyse(rows: list[dict[str, Any]], sends: dict[str, dict[str, Any]], sample
     status = Counter(r["status"] for r in rows)
     ok = [r for r in rows if r["status"] == "ok"]
     ttft, e2e, tpot, send_delay, itl_server, whole = [], [], [], [], [], []
+    arrive, server_wait, client_whole = [], [], []  # with the kernel's arrival stamp (t_arrive_ns)
     unmatched = 0
     for r in ok:
         s = sends.get(r["id"])
@@ -600,6 +601,10 @@ def analyse(rows: list[dict[str, Any]], sends: dict[str, dict[str, Any]], sample
         send_delay.append((s["t_recv_ns"] - r["t0"]) / 1e6)
         # the whole TTFT error: client TTFT - server TTFT (first write - body read) = send side + receive side
         whole.append(((r["first"] - r["t0"]) - (s["t_first_token_ns"] - s["t_recv_ns"])) / 1e6)
+        if s.get("t_arrive_ns"):  # the request's bytes on the server's socket (the kernel's receive stamp)
+            arrive.append((s["t_arrive_ns"] - r["t0"]) / 1e6)
+            server_wait.append((s["t_recv_ns"] - s["t_arrive_ns"]) / 1e6)
+            client_whole.append(((r["first"] - r["t0"]) - (s["t_first_token_ns"] - s["t_arrive_ns"])) / 1e6)
         if s["tokens"] >= 2 and r["tpot_ms"] is not None:
             server_tpot = (s["t_last_token_ns"] - s["t_first_token_ns"]) / (s["tokens"] - 1) / 1e6
             tpot.append(r["tpot_ms"] - server_tpot)
@@ -614,6 +619,11 @@ def analyse(rows: list[dict[str, Any]], sends: dict[str, dict[str, Any]], sample
         "tpot_err_ms": pct(tpot),
         "send_ms": pct(send_delay),  # send side of the TTFT error: t0 -> the server has read the request body
         "ttft_whole_err_ms": pct(whole),  # client TTFT - (server first write - server body read)
+        # the same against the kernel's stamp of the request's arrival on the server's socket: the client's own
+        # send side (t0 -> bytes on the server's socket) and the server's wait before it read them, split
+        "send_arrive_ms": pct(arrive),
+        "server_read_wait_ms": pct(server_wait),
+        "ttft_client_err_ms": pct(client_whole),  # client TTFT - (server first write - request arrived)
         "server_itl_ms": pct(itl_server),
     }
     if not rows:
@@ -936,6 +946,31 @@ def print_whole_table(runs: list[dict[str, Any]]) -> None:
             f"{ratio('ttft_whole_err_ms', 'p99'):>17}"
             + ("  (short: per-request cost)" if r["scenario"] == "short" else "")
         )
+    if not any(r.get("send_arrive_ms", {}).get("p50") is not None for r in runs):
+        return
+    print("\nThe same split at the kernel's stamp of the request's arrival on the server's socket (t_arrive_ns), ms:")
+    print("client = client TTFT - (server first write - request arrived) = client send (t0 -> arrived) + receive side;")
+    print("server wait = arrived -> the server read it (the server's own latency, which its TTFT leaves out)")
+    head = (f"{'profile':<8}{'streams':>8} | {'client p50/p99':<15}| {'client send p50/p99':<20}"
+            f"| {'recv p50/p99':<14}| {'server wait p50/p99':<20}| {'client p99 x bare':>17}")
+    print(head)
+    print("-" * len(head))
+    for r in runs:
+        if r["scenario"] not in ("table", "short"):
+            continue
+        b = bare.get((r["scenario"], r["users"], r["mock_args"]), {})
+        c, cb = r.get("ttft_client_err_ms", {}).get("p99"), b.get("ttft_client_err_ms", {}).get("p99")
+        x = _num(c / cb, "{:.2f}") if c is not None and cb else "-"
+        print(
+            f"{r['profile']:<8}{r['users']:>8} | {_p50_p99(r.get('ttft_client_err_ms', {})):<15}| "
+            f"{_p50_p99(r.get('send_arrive_ms', {})):<20}| {_p50_p99(r['ttft_err_ms']):<14}| "
+            f"{_p50_p99(r.get('server_read_wait_ms', {})):<20}| {x:>17}"
+            + ("  (short)" if r["scenario"] == "short" else "")
+        )
+
+
+def _p50_p99(d: dict[str, Any]) -> str:
+    return f"{_num(d.get('p50'))}/{_num(d.get('p99'))}"
 
 
 def compare(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -212,7 +212,8 @@ def test_the_scrapes_during_a_run_are_fetched_and_parsed_in_a_child_process(mock
     assert threading.active_count() == threads
     monkeypatch.undo()
     srv.stop()  # the last one, here again, after the child has ended
-    assert proc.poll() is not None and scraper.kind == "vllm"
+    proc.wait(timeout=5)
+    assert scraper.kind == "vllm"
     assert child.page_from_json(__import__("dataclasses").asdict(scraper.last)) == scraper.last
 
 

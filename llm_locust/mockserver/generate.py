@@ -68,6 +68,7 @@ def run_generation(
     """
     request_id = req.headers.get("x-request-id") or f"mock-{seq}"
     rec = SendRecord(request_id, seq, req.path, req.t_recv_ns, keep_times=cfg.send_log is not None)
+    rec.t_arrive_ns = req.t_arrive_ns
     if inflight is not None:
         inflight[seq] = rec
     rec.protocol = target.proto.name

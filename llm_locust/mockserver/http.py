@@ -10,6 +10,8 @@ with one ``sendall``. Request bodies with ``Transfer-Encoding: chunked`` are ref
 from __future__ import annotations
 
 import socket
+import struct
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -18,6 +20,10 @@ from gevent.socket import wait_read
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 64 * 1024 * 1024
 RECV_SIZE = 65536
+#: Linux's SO_TIMESTAMPNS (= SCM_TIMESTAMPNS), which Python's socket module does not name: the kernel stamps each
+#: received segment with CLOCK_REALTIME when it arrives on the socket (on loopback: inside the sender's send call)
+_SO_TIMESTAMPNS = 35
+_CMSG_TS = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
 
 REASONS = {
     100: "Continue", 200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
@@ -47,30 +53,55 @@ class Request:
     body: bytes
     t_recv_ns: int  # time.perf_counter_ns() right after the recv that completed the body (before parsing the head)
     keep_alive: bool = field(default=True)
+    #: when the request's last bytes arrived on the socket (the kernel's stamp, on the perf_counter_ns clock), with
+    #: ``arrival_stamps``; ``t_recv_ns - t_arrive_ns`` is how long the request waited for this server to read it
+    t_arrive_ns: int | None = None
+
+
+def stamp_arrivals(sock: socket.socket) -> bool:
+    """Have the kernel stamp what ``sock`` receives (Linux); False where it cannot."""
+    if sys.platform != "linux" or not _CMSG_TS:
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
 
 
 class Connection:
     """One client connection: read requests and write responses on it."""
 
-    __slots__ = ("sock", "_buf", "closed", "sent_bytes")
+    __slots__ = ("sock", "_buf", "closed", "sent_bytes", "_stamps", "_arrive_ns")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, arrival_stamps: bool = False) -> None:
         self.sock = sock
         self._buf = b""
         self.closed = False
         self.sent_bytes = 0
+        self._stamps = False  # arrival_stamps: the kernel's receive time of each recv (Linux), for the send log
+        self._arrive_ns: int | None = None
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+        self._stamps = arrival_stamps and stamp_arrivals(sock)
 
     # -- reading ---------------------------------------------------------------------------------
 
     def _recv(self) -> bytes:
         try:
-            return self.sock.recv(RECV_SIZE)
+            if not self._stamps:
+                return self.sock.recv(RECV_SIZE)
+            data, anc, _, _ = self.sock.recvmsg(RECV_SIZE, _CMSG_TS)
         except (ConnectionError, TimeoutError, OSError):
             return b""
+        for level, kind, cdata in anc:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(cdata) >= 16:
+                sec, nsec = struct.unpack("qq", cdata[:16])
+                # CLOCK_REALTIME -> the perf_counter_ns clock (CLOCK_MONOTONIC), by their offset now
+                self._arrive_ns = sec * 1_000_000_000 + nsec - (time.time_ns() - time.perf_counter_ns())
+        return data
 
     def read_request(self) -> Request | None:
         """Read the next request; None when the client closed the connection between requests.
@@ -79,6 +110,7 @@ class Connection:
         """
         buf = self._buf
         t_read = 0  # perf_counter_ns() right after the recv that brought the request's last bytes
+        self._arrive_ns = None
         while True:
             end = buf.find(b"\r\n\r\n")
             if end >= 0:
@@ -134,7 +166,7 @@ class Connection:
         else:
             keep_alive = "close" not in conn_hdr
         path = target.split("?", 1)[0]
-        return Request(method, target, path, version, headers, body, t_recv_ns, keep_alive)
+        return Request(method, target, path, version, headers, body, t_recv_ns, keep_alive, self._arrive_ns)
 
     def peer_closed_within(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the client to close; True if it did.

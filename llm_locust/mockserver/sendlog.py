@@ -10,8 +10,9 @@ Fields: ``request_id`` (the ``X-Request-Id`` header, else ``"mock-<seq>"``), ``s
 ``protocol`` (the wire protocol that answered: ``openai-chat``, ``anthropic``, ``gemini``, ``workers-ai``,
 ...; ``cf-universal`` if the gateway's universal endpoint answered by itself), ``step`` (the universal
 endpoint's step that answered, else null), ``model``, ``stream``, ``fault`` (applied fault kind or
-null), ``status`` (HTTP status sent; null for ``hang``), ``t_recv_ns`` (request fully read),
-``t_headers_ns``, ``t_first_token_ns``, ``t_last_token_ns``, ``t_end_ns``, ``token_send_ns``, ``tokens``
+null), ``status`` (HTTP status sent; null for ``hang``), ``t_recv_ns`` (request fully read), ``t_arrive_ns``
+(when its last bytes arrived on the socket: the kernel's receive stamp, Linux; null elsewhere), ``t_headers_ns``,
+``t_first_token_ns``, ``t_last_token_ns``, ``t_end_ns``, ``token_send_ns``, ``tokens``
 (output tokens sent, reasoning included), ``reasoning_tokens``, ``prompt_tokens``, ``chunks``
 (token-bearing chunks sent), ``keepalives`` (SSE keep-alive comments sent), ``finish_reason``,
 ``aborted`` (the client went away), ``reasoning_asked`` (the request's reasoning switch as the mock read it, e.g.
@@ -60,6 +61,7 @@ class SendRecord:
     length_asked: str | None = None  # the request's ignore_eos / min_tokens as read ("ignore_eos,min_tokens:40")
     cached_tokens: int | None = None  # the prompt prefix seen before (--prefix-cache-blocks), else null
     t_admitted_ns: int | None = None  # --max-batch: when the request left the queue (its schedule starts then)
+    t_arrive_ns: int | None = None  # with --send-log: when the request's last bytes arrived (the kernel's stamp)
     keep_times: bool = True  # record every send time in token_send_ns (not written to the log)
 
     def to_dict(self) -> dict[str, Any]:

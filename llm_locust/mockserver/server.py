@@ -37,7 +37,7 @@ from llm_locust.mockserver.config import MockConfig
 from llm_locust.mockserver.gateway import MockCompatChat, MockGatewayUniversal
 from llm_locust.mockserver.gemini import MockGemini, MockVertex
 from llm_locust.mockserver.generate import run_generation
-from llm_locust.mockserver.http import BadRequest, Connection, Request
+from llm_locust.mockserver.http import BadRequest, Connection, Request, stamp_arrivals
 from llm_locust.mockserver.metrics import MockMetrics
 from llm_locust.mockserver.ollama import MockOllamaChat, MockOllamaGenerate
 from llm_locust.mockserver.openai import MockOpenAIChat, MockOpenAICompletions, models_body
@@ -171,6 +171,8 @@ class MockServer:
         server = StreamServer((self.config.host, self.config.port), self._handle, backlog=4096,
                               spawn=gevent.pool.Pool())
         server.start()
+        if self.config.send_log:
+            stamp_arrivals(server.socket)  # accepted sockets inherit it: a request sent at once is stamped too
         self._server = server
         self.port = server.address[1]
         return self
@@ -254,7 +256,7 @@ class MockServer:
     # -- connections -----------------------------------------------------------------------------
 
     def _handle(self, sock: Any, address: Any) -> None:
-        conn = Connection(sock)
+        conn = Connection(sock, arrival_stamps=self.config.send_log is not None)
         self.stats["connections"] += 1
         self.stats["connections_total"] += 1
         try:

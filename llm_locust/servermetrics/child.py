@@ -9,13 +9,13 @@ scrapes between the first and the last one (both taken in the Locust process, wi
     ...                                   # each page, parsed, is booked by its Scraper as it arrives
     child.stop()                          # before the last scrape
 
-Protocol: the parent writes one JSON line to the child's stdin, ``{"urls": [...], "kinds": [...], "every": s}``
-(on stdin, not in argv, where a URL's credentials would show in ``ps``); the child answers one JSON line per
-scrape on stdout, ``{"i": k, "t": unix_time, "page": {...}}`` or ``{"i": k, "t": ..., "error": "reason"}``, and
-ends when its stdin closes (the parent stopped or died). It runs at a lower priority (``nice`` 10), and writes
-nothing else anywhere: its stderr is discarded, and a failure is reported as a reason, never a traceback (which
-could hold a URL's credentials). Reading a line in the parent is a cooperative pipe read and a ``json.loads`` of
-a few kilobytes.
+Protocol: the parent writes one JSON line to the child's stdin, ``{"urls": [...], "kinds": [...], "every": s}`` (on
+stdin, not in argv, where a URL's credentials would show in ``ps``); the child answers one JSON line per scrape on
+stdout, ``{"i": k, "t": unix_time, "page": {...}}`` or ``{"i": k, "t": ..., "error": "reason"}``, and ends when its
+stdin closes (the parent died) or when the parent kills it (the run stopped). It runs at a lower priority (``nice``
+10), and writes nothing else anywhere: its stderr is discarded, and a failure is reported as a reason, never a
+traceback (which could hold a URL's credentials). Reading a line in the parent is a cooperative pipe read and a
+``json.loads`` of a few kilobytes.
 """
 
 from __future__ import annotations
@@ -67,14 +67,13 @@ class ScrapeChild:
         return cls(proc, gevent.spawn(_book_replies, proc, scrapers))
 
     def stop(self) -> None:
-        """End the child (closing its stdin ends it; it is killed if it does not end within a second)."""
+        """End the child now, without yielding to another greenlet (the test-stop listener that calls this must
+        not yield: Locust's shutdown could run in between); gevent reaps it."""
         self.reader.kill(block=False)
         try:
-            self.proc.stdin.close()
-            self.proc.wait(timeout=1.0)
-        except Exception:  # noqa: BLE001 - a child that will not end is killed
             self.proc.kill()
-            self.proc.wait()
+        except OSError:  # it has ended already
+            pass
 
 
 def _book_replies(proc: Any, scrapers: list[Any]) -> None:
