@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -543,6 +544,31 @@ def test_send_log_body_read_time_is_when_the_last_body_byte_was_read(tmp_path: P
     (rec,) = read_log(log)
     assert rec["request_id"] == "split" and rec["status"] == 200
     assert t_before_rest <= rec["t_recv_ns"] <= rec["t_first_token_ns"] - 5_000_000
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the kernel's receive stamp (SO_TIMESTAMPNS) is Linux's")
+def test_send_log_arrival_is_the_kernels_stamp_of_the_last_bytes(tmp_path: Path) -> None:
+    """t_arrive_ns is when the request's last bytes arrived on the mock's socket (the kernel's stamp, within the
+    client's send call on loopback): after the client started that send, before the mock read them, for a
+    connection opened before the request and for one that sends at once."""
+    log = tmp_path / "sends.jsonl"
+    body = json.dumps(chat_body(stream=True)).encode()
+    head = (f"POST {CHAT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: %s\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    with mock(ttft_ms=5, output_tokens=2, send_log=str(log)) as srv:
+        host, port = srv.url.rsplit("/", 1)[-1].split(":")
+        sends = {}
+        for rid, wait in (("opened-before", 0.05), ("at-once", 0.0)):
+            with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
+                time.sleep(wait)
+                sends[rid] = time.perf_counter_ns()
+                sock.sendall((head % rid).encode() + body)
+                while sock.recv(65536):
+                    pass
+    recs = {r["request_id"]: r for r in read_log(log)}
+    for rid, t_send in sends.items():
+        rec = recs[rid]
+        assert t_send <= rec["t_arrive_ns"] <= rec["t_recv_ns"] <= rec["t_first_token_ns"], rid
 
 
 def test_cli_send_log_and_ttft(cli: tuple[str, Path]) -> None:
