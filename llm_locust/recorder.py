@@ -28,10 +28,6 @@ from .table import RecordTable
 FLUSH_S = 0.5
 
 
-def _fmt(row: list[Any]) -> list[Any]:
-    return [round(v, 6) if isinstance(v, float) else v for v in row]
-
-
 class Recorder:
     def __init__(self, csv_path: Path | None, *, keep: bool = True, ship: bool = False) -> None:
         #: the report fields of every record added (None on a worker: ``keep=False``)
@@ -59,7 +55,7 @@ class Recorder:
         if self.outbox is not None:
             self.outbox.append(record)
         if self._writer is not None:
-            self._writer.writerow(_fmt(csv_row(record)))
+            self._writer.writerow(csv_row(record))
             now = time.monotonic()
             if now - self._flushed >= FLUSH_S:
                 self._file.flush()

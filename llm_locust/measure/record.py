@@ -102,4 +102,5 @@ WIRE_COLUMNS = FIELDS
 
 
 def csv_row(record: Record) -> list[Any]:
-    return ["" if (v := record.get(c)) is None else v for c in COLUMNS]
+    """One record as a ``requests.csv`` row: a missing value is empty, a float has at most 6 decimals."""
+    return ["" if v is None else round(v, 6) if v.__class__ is float else v for v in map(record.get, COLUMNS)]

@@ -83,7 +83,9 @@ _PLAIN = re.compile(rb'[^"\\\x00-\x1f]*').fullmatch
 #: the string an envelope is checked with
 _PROBE = "llm-locust envelope probe"
 #: chunks a stream may try to take its envelope from
-_ENVELOPE_TRIES = 4
+_ENVELOPE_TRIES = 8
+#: token events a stream has before it looks for its envelope (a reply of a few tokens would not pay it back)
+_ENVELOPE_AFTER = 2
 
 
 def _envelope(parse: Any, name: str, data: bytes, delta: Any) -> tuple[str, bytes, bytes, int, bool] | None:
@@ -243,7 +245,8 @@ def parse_lines(out: StreamResult, secrets: tuple[str, ...] = (), limit: int | N
         except LLMError as e:
             out.fail(e)
             continue
-        if env is None and literal and out.tries < _ENVELOPE_TRIES and (delta.text or delta.reasoning):
+        if env is None and literal and out.tries < _ENVELOPE_TRIES and (delta.text or delta.reasoning) and \
+                len(clock.token_ns) >= _ENVELOPE_AFTER:
             out.tries += 1
             env = out.envelope = _envelope(parse, event[1], data, delta)
         if delta.error is not None:
