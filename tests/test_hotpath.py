@@ -176,7 +176,8 @@ def test_stagger_spreads_the_first_requests_over_the_spawn_interval(mock_server,
 def test_startup_message_names_the_per_process_figure_and_the_way_past_it():
     from llm_locust import headroom
 
-    assert headroom.streams_within_1ms(20) == 4 * headroom.streams_within_1ms(5) > 0
+    at5 = headroom.streams_within_1ms(5)
+    assert at5 > 0 and abs(headroom.streams_within_1ms(20) - 4 * at5) < 4
     msg = headroom.startup_message()
     assert "--processes" in msg and "master/worker" in msg and f"{headroom.streams_within_1ms(5)} at ITL 5 ms" in msg
     many = headroom.streams_within_1ms(5) + 1

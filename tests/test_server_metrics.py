@@ -206,8 +206,11 @@ def test_the_scrapes_during_a_run_are_fetched_and_parsed_in_a_child_process(mock
     monkeypatch.setattr(scrape, "parse_page", lambda *a: parsed_here.append(1))  # the parent parses no more
     proc = srv._child.proc
     assert "s3cret" not in " ".join(map(str, proc.args)) and "child" in " ".join(map(str, proc.args))
-    gevent.sleep(1.5)
     (scraper,) = srv.scrapers
+    for _ in range(300):  # bounded by the count of scrapes (the child starts at nice 10: slow on a busy machine)
+        if scraper.scrapes >= 4:
+            break
+        gevent.sleep(0.1)
     assert scraper.scrapes >= 4 and scraper.failed == 0 and not parsed_here
     assert threading.active_count() == threads
     monkeypatch.undo()

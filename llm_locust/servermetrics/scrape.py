@@ -8,9 +8,10 @@
 * **When.** A baseline scrape at test start (:meth:`ServerMetrics.start`, before any user is spawned), one every
   :data:`SCRAPE_S` seconds, and a last one at test stop (:meth:`ServerMetrics.stop`, after the last request,
   holding the event loop), so that counter and histogram deltas between the first and the last scrape cover exactly
-  the run. The scrapes in between run in a child process (:mod:`.child`), so the load generator never fetches or
-  parses a page while streams are timed (in a thread of its own it would: a thread running Python holds the
-  interpreter lock). The GET has a :data:`TIMEOUT_S` timeout and a :data:`MAX_BYTES` cap.
+  the run. On a local run the scrapes in between run in a child process (:mod:`.child`), so the load generator
+  never fetches or parses a page while streams are timed (in a thread of its own it would: a thread running Python
+  holds the interpreter lock); a master, which times no stream, scrapes in a greenlet. The GET has a
+  :data:`TIMEOUT_S` timeout and a :data:`MAX_BYTES` cap.
 * **Memory.** Per scraper: the first and the latest parsed page, running mean/max accumulators, and a time series
   of at most :data:`MAX_POINTS` points (a point per scrape: gauges, counters and their rate, each histogram's mean
   over the window since the previous scrape).
@@ -210,6 +211,7 @@ class ServerMetrics:
     def __init__(self, scrapers: list[Scraper]) -> None:
         self.scrapers = scrapers
         self._child: Any = None
+        self._greenlet: Any = None
 
     @classmethod
     def for_run(cls, opts: Any, targets: list[Any]) -> ServerMetrics | None:
@@ -232,16 +234,30 @@ class ServerMetrics:
                 by_url.setdefault(default_url(t.host), []).append(t.name)
         return cls([Scraper(u, names, explicit=False) for u, names in by_url.items()]) if by_url else None
 
-    def start(self) -> None:
-        """The baseline scrape (call before users spawn), then a scrape every :data:`SCRAPE_S` s in a child process
-        (:mod:`.child`) of the sources that answered."""
+    def start(self, streams_here: bool = True) -> None:
+        """The baseline scrape (call before users spawn), then a scrape every :data:`SCRAPE_S` s of the sources that
+        answered: in a child process (:mod:`.child`) where this process times streams (``streams_here``: a local
+        run), else (a master) in a greenlet here."""
+        import gevent
+
         from .child import ScrapeChild
 
         for s in self.scrapers:
             s.scrape()
         answered = [s for s in self.scrapers if s.on]
-        if answered:
+        if answered and streams_here:
             self._child = ScrapeChild.start(answered, SCRAPE_S)
+        elif answered:
+            self._greenlet = gevent.spawn(self._loop, answered)
+
+    @staticmethod
+    def _loop(scrapers: list[Scraper]) -> None:
+        import gevent
+
+        while True:
+            gevent.sleep(SCRAPE_S)
+            for s in scrapers:
+                s.scrape()
 
     def stop(self) -> None:
         """Stop the greenlet and take the last scrape (call after the last request ended).
@@ -249,9 +265,12 @@ class ServerMetrics:
         The last scrape holds the event loop (at most :data:`TIMEOUT_S` per source, with no stream open): the
         test-stop listener that calls it must not yield, or a second stop and the process's shutdown could run in
         between."""
-        if self._child is not None:
-            self._child.stop()
-            self._child = None
+        if self._child is not None or self._greenlet is not None:
+            if self._child is not None:
+                self._child.stop()
+            if self._greenlet is not None:
+                self._greenlet.kill(block=False)
+            self._child = self._greenlet = None
             scrapers = [s for s in self.scrapers if s.on]
             if scrapers:
                 _holding_the_loop(lambda: [s.scrape() for s in scrapers])
