@@ -161,8 +161,7 @@ class LLMSession:
             self.sampler = sampler.start(run, runner, bool(opts.headless))
             run.server = ServerMetrics.for_run(opts, run.targets)
             if run.server is not None:
-                # the baseline scrape, before any user is spawned; the periodic ones in a child where streams are timed
-                run.server.start(streams_here=not isinstance(runner, MasterRunner))
+                run.server.start()  # the baseline scrape, before any user is spawned
             shape = environment.shape_class
             if isinstance(shape, CapacityShape):
                 shape.attach(run)
