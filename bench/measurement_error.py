@@ -929,9 +929,7 @@ def print_whole_table(runs: list[dict[str, Any]]) -> None:
         if r["scenario"] not in ("table", "short"):
             continue
         b = bare.get((r["scenario"], r["users"], r["mock_args"]), {})
-
-        def two(d: dict[str, Any]) -> str:
-            return f"{_num(d.get('p50'))}/{_num(d.get('p99'))}"
+        two = _p50_p99
 
         def ratio(key: str, sub: str | None = None, r: dict[str, Any] = r, b: dict[str, Any] = b) -> str:
             a = r.get(key) if sub is None else r.get(key, {}).get(sub)

@@ -32,8 +32,10 @@ _FLOOR_MS = 0.001
 FOLD_AT = 8192
 
 
-def bucket_of(v: float) -> int:
-    """The log bucket of a value in ms (2 % wide)."""
+def bucket_of(v: float) -> int | None:
+    """The log bucket of a value in ms (2 % wide); None for a NaN or an infinity."""
+    if not math.isfinite(v):
+        return None
     return int(math.log(max(v, _FLOOR_MS) / _FLOOR_MS) / _GROWTH)
 
 
@@ -89,6 +91,7 @@ class Histogram:
             parts.append(np.frombuffer(b"".join(self._us), dtype=np.int64) / 1000.0)
         self._values, self._us, self._pending = [], [], 0
         values = np.concatenate(parts)
+        values = values[np.isfinite(values)]  # a NaN or inf has no bucket (and would make bincount's range absurd)
         if not len(values):
             return
         buckets = (np.log(np.maximum(values, _FLOOR_MS) / _FLOOR_MS) / _GROWTH).astype(np.int64)
@@ -127,12 +130,10 @@ class Window:
         if not self._slots or self._slots[-1][0] != sec:
             self._slots.append((sec, {}, {}, [0]))
         _, ttft, tpot, out = self._slots[-1]
-        if ttft_ms is not None:
-            k = bucket_of(ttft_ms)
-            ttft[k] = ttft.get(k, 0) + 1
-        if tpot_ms is not None:
-            k = bucket_of(tpot_ms)
-            tpot[k] = tpot.get(k, 0) + 1
+        for counts, v in ((ttft, ttft_ms), (tpot, tpot_ms)):
+            k = bucket_of(v) if v is not None else None
+            if k is not None:
+                counts[k] = counts.get(k, 0) + 1
         out[0] += tokens
 
     def trim(self, now: float) -> None:

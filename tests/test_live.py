@@ -92,3 +92,17 @@ def test_gap_arrays_are_folded_by_their_values_not_their_count():
     for _ in range(FOLD_AT // 127 + 1):
         h.add_us_bytes(gaps)
     assert h._pending < 127 and h.n >= FOLD_AT and h.quantile(0.5) == pytest.approx(5.0, rel=0.02)
+
+
+def test_a_nan_or_infinite_value_is_left_out_of_the_live_view():
+    """The live view is fed while streams are open: a value it cannot bucket is skipped, never an exception."""
+    view = LiveView(["p"])
+    for v in (float("nan"), float("inf"), 12.0):
+        view.add(_ok(v, v))
+    point = view.sample(1)
+    assert point["ttft_p50_ms"] == pytest.approx(12.0, rel=0.02)
+    assert point["tpot_p50_ms"] == pytest.approx(12.0, rel=0.02)
+    h = Histogram()
+    for v in (float("nan"), float("inf"), 3.0):
+        h.add(v)
+    assert h.quantile(0.5) == pytest.approx(3.0, rel=0.02) and h.n == 1

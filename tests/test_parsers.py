@@ -484,6 +484,17 @@ class CutBody(Body):
         return super().readline(sep)
 
 
+def in_steps(proto: Protocol, data: bytes, limit: int | None) -> tuple[StreamResult, int]:
+    """Read ``data`` whole, then parse it as the bookkeeper does, ``limit`` lines a step; (result, steps)."""
+    body = Body(data)
+    out = StreamResult(proto)
+    read_lines(out, body, now=body.now)
+    steps = 1
+    while not parse_lines(out, ("secret",), limit):
+        steps += 1
+    return out, steps
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in STREAMS.iterdir()))
 def test_deferred_parsing_equals_parsing_as_lines_come_on_every_recorded_stream(name):
     data = (STREAMS / name).read_bytes()
@@ -494,12 +505,7 @@ def test_deferred_parsing_equals_parsing_as_lines_come_on_every_recorded_stream(
         want = outcome(inline_read(StreamResult(proto), Body(data), ("secret",)))
         assert outcome(read(proto, data, ("secret",))) == want, proto.name
         for limit in (1, 3):  # in bounded steps, as the bookkeeper parses
-            body = Body(data)
-            out = StreamResult(proto)
-            read_lines(out, body, now=body.now)
-            steps = 1
-            while not parse_lines(out, ("secret",), limit):
-                steps += 1
+            out, steps = in_steps(proto, data, limit)
             assert outcome(out) == want and steps >= len(out.lines) // limit, (proto.name, limit)
         for cut in range(1, n_lines + 1):  # a connection that breaks before any line
             ref, new = StreamResult(proto), StreamResult(proto)
@@ -532,11 +538,7 @@ def test_the_sse_fast_path_frames_as_the_decoder_does(data):
             continue
         want = outcome(inline_read(StreamResult(proto), Body(data), ("secret",)))
         for limit in (None, 1, 2):
-            body = Body(data)
-            out = StreamResult(proto)
-            read_lines(out, body, now=body.now)
-            while not parse_lines(out, ("secret",), limit):
-                pass
+            out, _ = in_steps(proto, data, limit)
             assert outcome(out) == want, (proto.name, limit)
 
 
@@ -629,11 +631,7 @@ def test_the_envelope_gives_what_the_full_parse_gives(kind, monkeypatch):
         want = outcome(inline_read(StreamResult(proto), Body(data), ("secret",)))
         calls = _counting(proto)
         for limit in (None, 1, 5):
-            body = Body(data)
-            out = StreamResult(proto)
-            read_lines(out, body, now=body.now)
-            while not parse_lines(out, ("secret",), limit):
-                pass
+            out, _ = in_steps(proto, data, limit)
             assert outcome(out) == want, (kind, limit)
             assert out.envelope is not None, kind
         # the plain chunks after the envelope's own were not parsed (3 passes; a pass parses the first chunks and
@@ -641,10 +639,7 @@ def test_the_envelope_gives_what_the_full_parse_gives(kind, monkeypatch):
         plain = sum(_PLAIN_LITERAL(lit) for lit in literals)
         assert calls[0] <= 3 * (len(data.splitlines()) - plain + 5), (kind, calls[0])
         monkeypatch.setattr(type(proto), "literal_text", False)  # the full parse only: the same results
-        slow = StreamResult(get_protocol(api)("http://127.0.0.1:1", "m"))
-        body = Body(data)
-        read_lines(slow, body, now=body.now)
-        parse_lines(slow, ("secret",))
+        slow, _ = in_steps(get_protocol(api)("http://127.0.0.1:1", "m"), data, None)
         assert outcome(slow) == want and slow.envelope is None
         monkeypatch.undo()
 
