@@ -198,10 +198,9 @@ def test_vllm_tpot_and_ttft_agree_with_server_metrics(vllm: Server, api: str, tm
     """One user, so the server's per-request times and ours cover the same intervals: TPOT to within 0.1 ms;
     our TTFT includes the HTTP hop and the server's request handling, so it is never below the server's.
 
-    Compared request by request, and judged on the median: on two cores shared by vLLM's engine, its front end and
-    Locust, the front end now and then hands a first token over tens of ms after the engine made it (the CPU is
-    busy with the next decode steps), which shortens that request's client-side decode window by as much; over
-    255 gaps one such request moves the mean of four by 0.1-0.3 ms (seen in CI), and the median not at all."""
+    Compared request by request (seen: within 0.007 ms), and judged on the median. This holds only while the
+    server shares the tests' session (:func:`servers.start`): in a session of its own, Linux's autogroup scheduling
+    starved Locust for up to 1.8 s at a time, whole streams reached it at once, and its TPOT fell to 0.003 ms."""
     n = 6
     with _PerRequest(vllm) as server:
         run = _locust(tmp_path, vllm, "--llm-api", api, "-u", "1", "-r", "1", "--max-requests", str(n),
@@ -230,8 +229,7 @@ def test_eight_users_for_twenty_seconds_have_no_failures(server: Server, tmp_pat
 def test_vllm_server_metrics_section_and_tpot_against_ours(tmp_path, vllm):
     """The report's server section (issue 15) from vLLM's own /metrics: running and waiting requests, its TTFT, and
     its per-request TPOT equal to ours within 0.1 ms."""
-    # long answers, as in the test above: vLLM's front end hands the first token over some ms after the engine made
-    # it, which shortens the client's decode window by that much; over 255 gaps that stays well below 0.1 ms
+    # long answers, as in the test above: a few ms lost in handing one token over move the mean by ~0.01 ms
     run = _locust(tmp_path, vllm, "-u", "1", "-r", "1", "--max-requests", "8",
                   "--server-metrics", vllm.url.rstrip("/") + "/metrics", prompts=PROMPTS_LONG)
     summary = run.summary()
@@ -245,7 +243,7 @@ def test_vllm_server_metrics_section_and_tpot_against_ours(tmp_path, vllm):
     assert m["generation_tokens"]["delta"] == summary["overall"]["output_tokens"]["total"]
     tpot = src["vs_client"]["tpot_ms"]
     if m["tpot_seconds"]["metric"] == "vllm:request_time_per_output_token_seconds":  # per request, as ours
-        assert abs(tpot["difference_mean"]) < 0.05 * tpot["server_mean"], tpot  # exact 0.1 ms: the test above
+        assert abs(tpot["difference_mean"]) < 0.1, tpot
     ttft = src["vs_client"]["ttft_ms"]
     assert ttft["difference_mean"] > 0  # vLLM's clock starts at engine arrival, ours before the request is sent
     print("\nclient vs server (ms):", {k: (round(v["client_mean"], 2), round(v["server_mean"], 2))

@@ -162,7 +162,12 @@ def start(kind: Kind, folder: Path) -> Server:
     t = time.monotonic()
     proc = subprocess.Popen(
         cmd, cwd=folder, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        env={**os.environ, **OFFLINE, **env}, start_new_session=True,
+        env={**os.environ, **OFFLINE, **env},
+        # a process group of its own (stopped with killpg), but the session of the tests and of the Locust processes
+        # they start: Linux's scheduler autogroups by session, and a server in a session of its own gets half of the
+        # CPU as a group, its 3-4 busy processes against one Locust; on 2 cores that group starved Locust (and any
+        # other task outside it) for 0.6-1.8 s at a time, so whole streams reached the client at once
+        process_group=0,
     )
     server = Server(kind, f"http://127.0.0.1:{port}", proc, log, built, _log_file=log_file)
     deadline = t + kind.ready_timeout_s
