@@ -9,9 +9,12 @@ from __future__ import annotations
 import csv
 import json
 import os
+import selectors
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -351,6 +354,55 @@ def test_validity_verdict_names_the_process_the_figure_and_the_fix():
     for v in range(1, 1001):
         hist.add(v / 10)  # 0.1 .. 100 ms
     assert hist.quantile(0.5) == pytest.approx(50, rel=0.1) and hist.max == 100.0 and len(hist.counts) < 80
+
+
+def test_a_starved_process_is_told_apart_from_a_busy_one():
+    """Lateness its own CPU time cannot explain (CPU wait) means other processes held the cores: the fix is cores of
+    its own, not more processes."""
+    starved = {"loop_lag_ms": {"p99": 1019.8}, "cpu_wait_ms": {"p99": 1012.0}, "cpu_percent": {"mean": 2.0}}
+    busy = {"loop_lag_ms": {"p99": 55.0}, "cpu_wait_ms": {"p99": 0.4}, "cpu_percent": {"mean": 60.0}}
+    valid, (warning,) = validity.verdict({"local": starved})
+    assert valid is False and warning.startswith("local at 2% CPU, loop lag p99 1019.8 ms, 1012.0 ms of it waiting")
+    assert "cores of its own" in warning and "--processes" not in warning
+    valid, (warning,) = validity.verdict({"local": busy})
+    assert valid is False and "add worker processes" in warning and "waiting for a CPU" not in warning
+
+
+def test_a_process_that_was_not_running_is_flagged_as_starved(tmp_path):
+    """A real run whose Locust process is stopped (SIGSTOP) for a second after its users are spawned, as a
+    scheduler that gives the cores to other processes does: its monitor books a second of lateness with no CPU
+    time behind it, and the run is invalid with the starved fix."""
+    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless", "-u", "2", "-r", "2",
+           "--max-requests", "40", "--prompt-file", PROMPTS, "--report-dir", str(tmp_path / "reports"),
+           "--only-summary", "--mock-server-args", "--ttft-ms 50 --output-tokens 20 --itl-ms 5"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=os.environ.copy())
+    seen = []
+    try:
+        deadline = time.monotonic() + 60
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stderr, selectors.EVENT_READ)
+            while not any("All users spawned" in line for line in seen) and time.monotonic() < deadline:
+                if sel.select(timeout=1):
+                    line = proc.stderr.readline()
+                    if not line:
+                        break
+                    seen.append(line)
+        assert any("All users spawned" in line for line in seen), "".join(seen)[-3000:]
+        os.kill(proc.pid, signal.SIGSTOP)
+        time.sleep(1.0)
+        os.kill(proc.pid, signal.SIGCONT)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err[-3000:]
+    folder = next((tmp_path / "reports").iterdir())
+    run = json.loads((folder / "summary.json").read_text())["run"]
+    health = run["validity"]["processes"]["local"]
+    assert health["loop_lag_ms"]["max"] >= 900 and health["cpu_wait_ms"]["max"] >= 0.5 * health["loop_lag_ms"]["max"]
+    assert run["valid"] is False and any("waiting for a CPU" in w for w in run["validity"]["warnings"]), run["validity"]
 
 
 def test_an_open_loop_run_that_sent_late_is_invalid():
