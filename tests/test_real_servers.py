@@ -9,14 +9,18 @@ CLI with the bundled locustfile, bounded by ``--max-requests``.
 
 from __future__ import annotations
 
+import json
 import statistics
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
+from llm_locust.prompts import Prompt
+from llm_locust.protocols import Protocol, get_protocol
 from tests.conftest import ROOT, LocustRun, run_locust
 from tests.realservers import servers
 from tests.realservers.servers import Server
@@ -119,6 +123,36 @@ def test_streams_complete_with_exact_token_counts(server: Server, api: str, tmp_
         else:
             assert r["output_tokens_server"] == ""  # no usage in its streams: N_out is the local (tiktoken) count
             assert int(r["token_events"]) == generated, r  # one stream event per token it generated
+
+
+def _raw_stream(server: Server, api: str, tokens: int) -> tuple[Protocol, bytes]:
+    """One streamed answer's body, as the server sent it (de-chunked), to the request our protocol builds."""
+    proto = get_protocol(api)(server.url, server.model)
+    body = proto.request_body(Prompt(name="raw", text="Count slowly.", token_limit=tokens), tokens)
+    request = urllib.request.Request(  # noqa: S310 (loopback only)
+        server.url + proto.request_path(), data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json", **proto.headers(None)},
+    )
+    with urllib.request.urlopen(request, timeout=60) as r:  # noqa: S310
+        return proto, r.read()
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_the_envelope_equals_the_full_parse_on_the_servers_own_bytes(server: Server, api: str, monkeypatch) -> None:
+    """Issue 14's fast path (a chunk that is the first chunks' envelope around a plain string is read without a
+    JSON parse) on the bytes a real server sends, not only on recorded and built streams: the same tokens, text,
+    usage, finish and ITL as the full parse, in one pass and in the bookkeeper's bounded steps, and it is taken."""
+    from tests.test_parsers import in_steps, outcome
+
+    proto, data = _raw_stream(server, api, 48)
+    monkeypatch.setattr(type(proto), "literal_text", False)
+    want, _ = in_steps(get_protocol(api)(server.url, server.model), data, None)
+    monkeypatch.undo()
+    assert want.error is None and len(want.clock.token_ns) >= 40, outcome(want)
+    for limit in (None, 1, 5):
+        got, _ = in_steps(get_protocol(api)(server.url, server.model), data, limit)
+        assert outcome(got) == outcome(want), (api, limit)
+        assert got.envelope is not None, (api, limit, data[:600])
 
 
 def test_vllm_reports_usage_in_streams(vllm: Server, tmp_path: Path) -> None:
