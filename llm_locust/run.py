@@ -8,6 +8,7 @@ Locust environment, where the users find it with :func:`current_run`.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import os
@@ -177,7 +178,9 @@ class LLMRun:
     prompt_source: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        self._weights = [p.weight for p in self.prompts]
+        #: cumulative weights, summed once: ``pick`` is a bisection, and draws as ``random.choices`` with these
+        #: weights does (the same prompt for the same random number)
+        self._cum_weights = list(itertools.accumulate(p.weight for p in self.prompts))
         #: a prompt is a multi-turn session template: users keep session state (llm_locust.sessions)
         self.has_sessions = any(p.turns for p in self.prompts)
         # users are dealt to targets in turn, each target as often as its weight (rounded, at least once)
@@ -201,7 +204,8 @@ class LLMRun:
         return ",".join(apis)
 
     def pick(self, rng: random.Random | None = None) -> Prompt:
-        return (rng or random).choices(self.prompts, weights=self._weights)[0]
+        cum = self._cum_weights
+        return self.prompts[bisect.bisect(cum, (rng or random).random() * cum[-1], 0, len(cum) - 1)]
 
     def deal_target(self) -> Target:
         return next(self._deal)

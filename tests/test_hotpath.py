@@ -183,3 +183,19 @@ def test_startup_message_names_the_per_process_figure_and_the_way_past_it():
     many = headroom.streams_within_1ms(5) + 1
     assert f"{many} users in one process" in headroom.startup_message(many)
     assert "users in one process" not in headroom.startup_message(1)
+
+
+def test_a_prompt_is_drawn_by_bisection_as_random_choices_draws_it():
+    """``LLMRun.pick`` bisects weights summed once (``random.choices`` sums them on every call): the same prompt
+    for the same random number, so a ``--seed`` run draws what it drew before."""
+    import random
+
+    from llm_locust.prompts import Prompt
+    from llm_locust.run import LLMRun
+
+    prompts = [Prompt(name=f"p{i}", text="x", weight=w) for i, w in enumerate((1.0, 3.0, 0.0, 0.5, 2.0))]
+    run = LLMRun(run_id="r", targets=[], prompts=prompts, token_limit=None, timeout=1.0, recorder=None)
+    ours, theirs = random.Random(7), random.Random(7)
+    drawn = [run.pick(ours).name for _ in range(5000)]
+    assert drawn == [theirs.choices(prompts, weights=[p.weight for p in prompts])[0].name for _ in range(5000)]
+    assert "p2" not in drawn and set(drawn) == {"p0", "p1", "p3", "p4"}
