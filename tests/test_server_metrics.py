@@ -186,6 +186,40 @@ def test_the_mock_serves_vllm_metrics_of_what_it_sent(mock_server):
     assert m["tpot_seconds"]["mean"] == pytest.approx(sum(tpots) / 3, abs=1e-6)
 
 
+def test_the_scrapes_during_a_run_are_fetched_and_parsed_in_a_child_process(mock_server, monkeypatch):
+    """Between the first and the last scrape, pages are fetched and parsed by a child process (never by a thread
+    of the load generator, which would take the interpreter lock from the event loop); the child gets the URL on
+    stdin (credentials never in its argv), and the pages it sends are booked like the others."""
+    import threading
+
+    import gevent
+
+    from llm_locust.servermetrics import child, scrape
+
+    mock = mock_server("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "8")
+    url = mock.url.replace("http://", "http://user:s3cret@") + "/metrics"
+    srv = servermetrics.ServerMetrics([servermetrics.Scraper(url, ["t"], explicit=True)])
+    monkeypatch.setattr(scrape, "SCRAPE_S", 0.2)
+    threads = threading.active_count()
+    srv.start()  # the baseline, here
+    parsed_here = []
+    monkeypatch.setattr(scrape, "parse_page", lambda *a: parsed_here.append(1))  # the parent parses no more
+    proc = srv._child.proc
+    assert "s3cret" not in " ".join(map(str, proc.args)) and "child" in " ".join(map(str, proc.args))
+    (scraper,) = srv.scrapers
+    for _ in range(300):  # bounded by the count of scrapes (the child starts at nice 10: slow on a busy machine)
+        if scraper.scrapes >= 4:
+            break
+        gevent.sleep(0.1)
+    assert scraper.scrapes >= 4 and scraper.failed == 0 and not parsed_here
+    assert threading.active_count() == threads
+    monkeypatch.undo()
+    srv.stop()  # the last one, here again, after the child has ended
+    proc.wait(timeout=5)
+    assert scraper.kind == "vllm"
+    assert child.page_from_json(__import__("dataclasses").asdict(scraper.last)) == scraper.last
+
+
 # ---------------------------------------------------------------- real runs
 
 
@@ -368,8 +402,8 @@ def test_a_bad_exporter_port_exits_2_with_one_line(locust_run, taken):
 def test_stats_json_carries_the_server_series():
     srv = servermetrics.ServerMetrics([servermetrics.Scraper("http://127.0.0.1:1/metrics", ["t"], False)])
     scraper = srv.scrapers[0]
-    scraper._book(parse_page(VLLM_OLD), 1000.0)
-    scraper._book(parse_page(VLLM_OLD), 1001.0)
+    scraper.book(parse_page(VLLM_OLD), 1000.0)
+    scraper.book(parse_page(VLLM_OLD), 1001.0)
     (src,) = servermetrics.series(srv, started=999.0)
     assert src["server"] == "vllm" and [p["time"] for p in src["points"]] == [1.0, 2.0]
     assert src["points"][1]["requests_running"] == 5.0 and src["points"][1]["preemptions_per_s"] == 0.0

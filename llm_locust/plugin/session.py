@@ -161,7 +161,8 @@ class LLMSession:
             self.sampler = sampler.start(run, runner, bool(opts.headless))
             run.server = ServerMetrics.for_run(opts, run.targets)
             if run.server is not None:
-                run.server.start()  # the baseline scrape, before any user is spawned
+                # the baseline scrape, before any user is spawned; the periodic ones in a child where streams are timed
+                run.server.start(streams_here=not isinstance(runner, MasterRunner))
             shape = environment.shape_class
             if isinstance(shape, CapacityShape):
                 shape.attach(run)

@@ -6,11 +6,12 @@ Inference servers expose Prometheus text at ``/metrics``; the server's figures s
 * **Which URL.** ``--server-metrics URL`` (one scraper, for every target), else each target's own ``/metrics`` at
   the root of its host (one scraper per distinct URL), used only when it answers in Prometheus text;
   ``--no-server-metrics`` turns scraping off. On a distributed run the master scrapes (once); workers never do.
-* **When.** A baseline scrape at test start (before any user is spawned), one every :data:`SCRAPE_S` seconds from a
-  greenlet, and a last one at test stop (after the last request), so that counter and histogram deltas between the
-  first and the last scrape cover exactly the run. The GET has a :data:`TIMEOUT_S` timeout and a size cap; the
-  page is parsed by ``prometheus_client``'s text parser in gevent's thread pool, so the event loop never parses
-  while streams are timed (a known server's page is first cut to the lines of its metric prefix).
+* **When.** A baseline scrape at test start (before any user is spawned), one every :data:`SCRAPE_S` seconds, and a
+  last one at test stop (after the last request), so that counter and histogram deltas between the first and the
+  last scrape cover exactly the run. The scrapes in between run in a child process (:mod:`.child`): the load
+  generator never fetches or parses a page while streams are timed. The GET has a :data:`TIMEOUT_S` timeout and a
+  size cap; the page is parsed by ``prometheus_client``'s text parser (a known server's page is first cut to the
+  lines of its metric prefix).
 * **What.** A known server (detected by its metric prefix: vLLM ``vllm:``, SGLang ``sglang:``, TGI ``tgi_``,
   llama.cpp's server ``llamacpp:``) gets the curated set of :data:`SERVERS` under our names (``requests_running``,
   ``requests_waiting``, ``kv_cache_usage``, ``ttft_seconds``, ``tpot_seconds``, ``queue_time_seconds``, ...; the

@@ -3,7 +3,8 @@
 A known server's page (:mod:`.curated`) is first cut to the lines of its metric prefix, then read through its curated
 table; any other server gets its counters and gauges as they are (at most :data:`MAX_SERIES`). Label sets are summed
 (ratios: their maximum); a histogram becomes a :class:`Hist` of cumulative bucket counts. Not Prometheus text:
-:class:`NotPrometheus`. CPU work: the scraper runs :func:`parse_page` in gevent's thread pool.
+:class:`NotPrometheus`. CPU work (milliseconds for a big page): during a run it runs in the scraping child process
+(:mod:`.child`).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class Page:
 def parse_page(text: str, kind: str | None = None) -> Page:
     """Parse Prometheus text into a :class:`Page`; :class:`NotPrometheus` if it is not Prometheus text.
 
-    CPU work (milliseconds for a big page): the scraper runs it in gevent's thread pool."""
+    CPU work (milliseconds for a big page): during a run, in the scraping child process."""
     from prometheus_client.parser import text_string_to_metric_families
 
     kind = kind or detect(text)

@@ -6,10 +6,12 @@
   Cloudflare's: :func:`llm_locust.targets.hosted_api`; name its metrics URL with ``--server-metrics`` if it has
   one); ``--no-server-metrics`` turns scraping off (:meth:`ServerMetrics.for_run`).
 * **When.** A baseline scrape at test start (:meth:`ServerMetrics.start`, before any user is spawned), one every
-  :data:`SCRAPE_S` seconds from a greenlet, and a last one at test stop (:meth:`ServerMetrics.stop`, after the last
-  request, holding the event loop), so that counter and histogram deltas between the first and the last scrape cover
-  exactly the run. The GET has a :data:`TIMEOUT_S` timeout and a :data:`MAX_BYTES` cap; :func:`.parse.parse_page`
-  runs in gevent's thread pool, so the event loop never parses while streams are timed.
+  :data:`SCRAPE_S` seconds, and a last one at test stop (:meth:`ServerMetrics.stop`, after the last request,
+  holding the event loop), so that counter and histogram deltas between the first and the last scrape cover exactly
+  the run. On a local run the scrapes in between run in a child process (:mod:`.child`), so the load generator
+  never fetches or parses a page while streams are timed (in a thread of its own it would: a thread running Python
+  holds the interpreter lock); a master, which times no stream, scrapes in a greenlet. The GET has a
+  :data:`TIMEOUT_S` timeout and a :data:`MAX_BYTES` cap.
 * **Memory.** Per scraper: the first and the latest parsed page, running mean/max accumulators, and a time series
   of at most :data:`MAX_POINTS` points (a point per scrape: gauges, counters and their rate, each histogram's mean
   over the window since the previous scrape).
@@ -100,8 +102,8 @@ class Scraper:
             raise NotPrometheus(f"the page is over {MAX_BYTES // 1_000_000} MB")
         return data.decode("utf-8", errors="replace")
 
-    def scrape(self, parse: Any = None) -> bool:
-        """One scrape; ``parse``: how to run :func:`parse_page` (gevent's thread pool in a run). False on failure;
+    def scrape(self) -> bool:
+        """One scrape, here (the first and the last of a run; the others run in :mod:`.child`). False on failure;
         a failed first scrape turns the scraper off."""
         if not self.on:
             return False
@@ -109,15 +111,15 @@ class Scraper:
 
         try:
             text = self.fetch()
-            page: Page = (parse or _direct)(parse_page, text, self.kind)
+            page: Page = parse_page(text, self.kind)
         except (requests.RequestException, NotPrometheus, OSError, UnicodeError) as e:
-            self._failed(e)
+            self.failed_because(reason(e))
             return False
-        self._book(page, time.time())
+        self.book(page, time.time())
         return True
 
-    def _failed(self, e: Exception) -> None:
-        reason = _reason(e)
+    def failed_because(self, reason: str) -> None:
+        """Book a failed scrape (``reason``: one line, no URL): the first turns the scraper off."""
         if self.scrapes == 0:
             self.on = False
             if self.explicit:
@@ -133,7 +135,8 @@ class Scraper:
             logger.warning("server metrics: a scrape of %s failed (%s); counted in failed_scrapes", self.shown_url,
                            reason)
 
-    def _book(self, page: Page, now: float) -> None:
+    def book(self, page: Page, now: float) -> None:
+        """Book one scrape's page, taken at ``now`` (unix time)."""
         prev, prev_t = self.last, self.last_t
         self.kind = page.kind
         if self.first is None:
@@ -167,16 +170,6 @@ class Scraper:
         return source_section(self)
 
 
-def _direct(fn: Any, *args: Any) -> Any:
-    return fn(*args)
-
-
-def _in_thread(fn: Any, *args: Any) -> Any:
-    import gevent
-
-    return gevent.get_hub().threadpool.apply(fn, args)
-
-
 def _holding_the_loop(fn: Any) -> None:
     """Run ``fn`` in a native thread (its own gevent hub there) and wait for it without yielding to any greenlet."""
     from gevent import monkey
@@ -197,7 +190,8 @@ def _holding_the_loop(fn: Any) -> None:
     done.acquire()
 
 
-def _reason(e: Exception) -> str:
+def reason(e: Exception) -> str:
+    """A failed scrape's reason in a few words (never the URL)."""
     if isinstance(e, NotPrometheus):
         return str(e)
     name = type(e).__name__
@@ -216,6 +210,7 @@ class ServerMetrics:
 
     def __init__(self, scrapers: list[Scraper]) -> None:
         self.scrapers = scrapers
+        self._child: Any = None
         self._greenlet: Any = None
 
     @classmethod
@@ -239,22 +234,30 @@ class ServerMetrics:
                 by_url.setdefault(default_url(t.host), []).append(t.name)
         return cls([Scraper(u, names, explicit=False) for u, names in by_url.items()]) if by_url else None
 
-    def start(self) -> None:
-        """The baseline scrape (call before users spawn), then a scrape every :data:`SCRAPE_S` s from a greenlet."""
+    def start(self, streams_here: bool = True) -> None:
+        """The baseline scrape (call before users spawn), then a scrape every :data:`SCRAPE_S` s of the sources that
+        answered: in a child process (:mod:`.child`) where this process times streams (``streams_here``: a local
+        run), else (a master) in a greenlet here."""
         import gevent
 
-        for s in self.scrapers:
-            s.scrape(_in_thread)
-        if any(s.on for s in self.scrapers):
-            self._greenlet = gevent.spawn(self._loop)
+        from .child import ScrapeChild
 
-    def _loop(self) -> None:
+        for s in self.scrapers:
+            s.scrape()
+        answered = [s for s in self.scrapers if s.on]
+        if answered and streams_here:
+            self._child = ScrapeChild.start(answered, SCRAPE_S)
+        elif answered:
+            self._greenlet = gevent.spawn(self._loop, answered)
+
+    @staticmethod
+    def _loop(scrapers: list[Scraper]) -> None:
         import gevent
 
         while True:
             gevent.sleep(SCRAPE_S)
-            for s in self.scrapers:
-                s.scrape(_in_thread)
+            for s in scrapers:
+                s.scrape()
 
     def stop(self) -> None:
         """Stop the greenlet and take the last scrape (call after the last request ended).
@@ -262,9 +265,12 @@ class ServerMetrics:
         The last scrape holds the event loop (at most :data:`TIMEOUT_S` per source, with no stream open): the
         test-stop listener that calls it must not yield, or a second stop and the process's shutdown could run in
         between."""
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
-            self._greenlet = None
+        if self._child is not None or self._greenlet is not None:
+            if self._child is not None:
+                self._child.stop()
+            if self._greenlet is not None:
+                self._greenlet.kill(block=False)
+            self._child = self._greenlet = None
             scrapers = [s for s in self.scrapers if s.on]
             if scrapers:
                 _holding_the_loop(lambda: [s.scrape() for s in scrapers])
