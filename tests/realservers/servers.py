@@ -164,9 +164,9 @@ def start(kind: Kind, folder: Path) -> Server:
         cmd, cwd=folder, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         env={**os.environ, **OFFLINE, **env},
         # a process group of its own (stopped with killpg), but the session of the tests and of the Locust processes
-        # they start: Linux's scheduler autogroups by session, and a server in a session of its own gets half of the
-        # CPU as a group, its 3-4 busy processes against one Locust; on 2 cores that group starved Locust (and any
-        # other task outside it) for 0.6-1.8 s at a time, so whole streams reached the client at once
+        # they start: Linux's autogroup scheduling groups CPU time by session, and with the server in a session of
+        # its own (setsid), on 2 cores, every task outside it (Locust, a plain sleeper) waited up to 1.8 s on the run
+        # queue while vLLM's processes never waited over 6 ms (perf sched), so whole streams reached Locust at once
         process_group=0,
     )
     server = Server(kind, f"http://127.0.0.1:{port}", proc, log, built, _log_file=log_file)
