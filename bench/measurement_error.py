@@ -73,7 +73,7 @@ import threading
 import time
 import timeit
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -918,30 +918,21 @@ def print_table(runs: list[dict[str, Any]]) -> None:
 
 def print_whole_table(runs: list[dict[str, Any]]) -> None:
     """Issue 14's table: the whole TTFT error split into send and receive side, p50/p99 ms, and CPU ratios."""
-    bare = {(r["scenario"], r["users"], r["mock_args"]): r for r in runs if r["profile"] == "bare"}
+    bare = {_scenario_key(r): r for r in runs if r["profile"] == "bare" and "py_spy" not in r}
     print("\nTTFT error = client TTFT - (server first write - server body read) = send side + receive side, ms")
     head = (f"{'profile':<8}{'streams':>8}{'chunks/s':>9} | {'whole p50/p99':<14}| {'send p50/p99':<14}"
             f"| {'recv p50/p99':<14}| {'us/chunk':>8}{'x bare':>7}{'us/req':>7}{'x bare':>7}"
             f"{'whole p99 x bare':>17}")
     print(head)
     print("-" * len(head))
-    for r in runs:
-        if r["scenario"] not in ("table", "short"):
-            continue
-        b = bare.get((r["scenario"], r["users"], r["mock_args"]), {})
+    for r, b in _with_bare(runs, bare):
         two = _p50_p99
-
-        def ratio(key: str, sub: str | None = None, r: dict[str, Any] = r, b: dict[str, Any] = b) -> str:
-            a = r.get(key) if sub is None else r.get(key, {}).get(sub)
-            c = b.get(key) if sub is None else b.get(key, {}).get(sub)
-            return _num(a / c, "{:.2f}") if a is not None and c else "-"
-
         print(
             f"{r['profile']:<8}{r['users']:>8}{_num(r.get('chunks_per_s'), '{:.0f}'):>9} | "
             f"{two(r.get('ttft_whole_err_ms', {})):<14}| {two(r['send_ms']):<14}| {two(r['ttft_err_ms']):<14}| "
-            f"{_num(r.get('cpu_us_per_chunk'), '{:.1f}'):>8}{ratio('cpu_us_per_chunk'):>7}"
-            f"{_num(r.get('cpu_us_per_request'), '{:.0f}'):>7}{ratio('cpu_us_per_request'):>7}"
-            f"{ratio('ttft_whole_err_ms', 'p99'):>17}"
+            f"{_num(r.get('cpu_us_per_chunk'), '{:.1f}'):>8}{_ratio(r, b, 'cpu_us_per_chunk'):>7}"
+            f"{_num(r.get('cpu_us_per_request'), '{:.0f}'):>7}{_ratio(r, b, 'cpu_us_per_request'):>7}"
+            f"{_ratio(r, b, 'ttft_whole_err_ms', 'p99'):>17}"
             + ("  (short: per-request cost)" if r["scenario"] == "short" else "")
         )
     if not any(r.get("send_arrive_ms", {}).get("p50") is not None for r in runs):
@@ -953,18 +944,34 @@ def print_whole_table(runs: list[dict[str, Any]]) -> None:
             f"| {'recv p50/p99':<14}| {'server wait p50/p99':<20}| {'client p99 x bare':>17}")
     print(head)
     print("-" * len(head))
-    for r in runs:
-        if r["scenario"] not in ("table", "short"):
-            continue
-        b = bare.get((r["scenario"], r["users"], r["mock_args"]), {})
-        c, cb = r.get("ttft_client_err_ms", {}).get("p99"), b.get("ttft_client_err_ms", {}).get("p99")
-        x = _num(c / cb, "{:.2f}") if c is not None and cb else "-"
+    for r, b in _with_bare(runs, bare):
         print(
             f"{r['profile']:<8}{r['users']:>8} | {_p50_p99(r.get('ttft_client_err_ms', {})):<15}| "
             f"{_p50_p99(r.get('send_arrive_ms', {})):<20}| {_p50_p99(r['ttft_err_ms']):<14}| "
-            f"{_p50_p99(r.get('server_read_wait_ms', {})):<20}| {x:>17}"
+            f"{_p50_p99(r.get('server_read_wait_ms', {})):<20}| {_ratio(r, b, 'ttft_client_err_ms', 'p99'):>17}"
             + ("  (short)" if r["scenario"] == "short" else "")
         )
+
+
+def _scenario_key(r: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two runs comparable: the same scenario, users, mock and repeat (so a ratio is of one repeat)."""
+    return r["scenario"], r["users"], r["mock_args"], r.get("repeat", 1)
+
+
+def _with_bare(
+    runs: list[dict[str, Any]], bare: dict[tuple[Any, ...], dict[str, Any]]
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """Each run of issue 14's table with the bare reader's run of the same scenario and repeat ({} if none)."""
+    for r in runs:
+        if r["scenario"] in ("table", "short"):
+            yield r, bare.get(_scenario_key(r), {})
+
+
+def _ratio(r: dict[str, Any], b: dict[str, Any], key: str, sub: str | None = None) -> str:
+    """``r``'s figure over the bare run's (``key``, or its ``sub`` field), two decimals; "-" if either is missing."""
+    a = r.get(key) if sub is None else r.get(key, {}).get(sub)
+    c = b.get(key) if sub is None else b.get(key, {}).get(sub)
+    return _num(a / c, "{:.2f}") if a is not None and c else "-"
 
 
 def _p50_p99(d: dict[str, Any]) -> str:
@@ -974,10 +981,9 @@ def _p50_p99(d: dict[str, Any]) -> str:
 def compare(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """full / bare ratios for every scenario measured with both."""
     out = []
-    key = lambda r: (r["scenario"], r["users"], r["mock_args"], r.get("repeat", 1))  # noqa: E731
-    bare = {key(r): r for r in runs if r["profile"] == "bare" and "py_spy" not in r}
+    bare = {_scenario_key(r): r for r in runs if r["profile"] == "bare" and "py_spy" not in r}
     for r in runs:
-        b = bare.get(key(r))
+        b = bare.get(_scenario_key(r))
         if r["profile"] == "bare" or b is None or "py_spy" in r:
             continue
 
