@@ -38,8 +38,11 @@ stream's *envelope*, once a parse of the envelope around a probe string gives ba
 string, and no other, is the text). A later event with the same name whose data is that envelope around a plain
 string (no quote, backslash or control character: the same JSON document but for that value) is the same delta with
 that string as its text, without a JSON parse. Anything else (escapes, a changed field, usage, a stop reason) is
-parsed in full. ``tests/test_parsers.py`` checks that both give the same results on every recorded stream and on
-streams made to break it.
+parsed in full. On SSE streams whose events carry no name (OpenAI's), once the envelope of the text is known the
+events that follow are taken as a run (``_run_of_envelopes``): a line ``data: `` + head + plain string + tail +
+``\n`` followed by a blank line is the token, checked on the line itself without framing it into an event (1.8 against
+3.2 µs a token over a 128-token stream, in-process). ``tests/test_parsers.py`` checks that all paths give the same
+results on every recorded stream and on streams made to break them.
 
 Errors (``out.error`` keeps the *first* one, later ones are ignored):
 
@@ -191,6 +194,35 @@ def read_lines(
     out.ended = True
 
 
+def _run_of_envelopes(
+    lines: list[bytes], stamps: array, i: int, stop: int, lead: bytes, trail: bytes, stamp: Any, keep: Any
+) -> int:
+    """The SSE events from ``lines[i]`` on, before ``stop``, that are one line ``lead + plain string + trail`` and a
+    blank line (``lead``: ``b"data: "`` and the envelope's head; ``trail``: its tail and ``b"\\n"``): each string's
+    time and text go to ``stamp`` and ``keep`` (an empty string adds nothing), as the envelope path of
+    :func:`parse_lines` would add them; returns the index of the first line not taken. The decoder must be idle."""
+    n_lead, n_trail = len(lead), len(trail)
+    n_min = n_lead + n_trail
+    plain = _PLAIN
+    last = stop - 1
+    while i < last:
+        line = lines[i]
+        if len(line) < n_min or not line.startswith(lead) or not line.endswith(trail) or lines[i + 1] != b"\n":
+            break
+        mid = line[n_lead:len(line) - n_trail]
+        if plain(mid) is None:
+            break
+        try:
+            value = mid.decode()
+        except UnicodeDecodeError:
+            break
+        if value:
+            stamp(stamps[i])
+            keep(value)
+        i += 2
+    return i
+
+
 def parse_lines(out: StreamResult, secrets: tuple[str, ...] = (), limit: int | None = None) -> bool:
     """Frame and parse the lines of ``out.lines`` not parsed yet (at most ``limit`` of them); True once every
     line is parsed, and then, if the body ended, apply the end-of-stream checks (see the module docs)."""
@@ -208,7 +240,14 @@ def parse_lines(out: StreamResult, secrets: tuple[str, ...] = (), limit: int | N
     i = out.parsed
     stop = len(lines) if limit is None else min(len(lines), i + limit)
     sse = type(decoder) is SSEDecoder
+    lead = trail = b""  # the run of envelopes (_run_of_envelopes): an SSE stream's envelope of the text, unnamed
+    if sse and env is not None and not env[0] and not env[4]:
+        lead, trail = b"data: " + env[1], env[2] + b"\n"
     while i < stop:
+        if lead and decoder.idle():
+            i = _run_of_envelopes(lines, stamps, i, stop, lead, trail, stamp_token, keep_text)
+            if i >= stop:
+                break
         t, line = stamps[i], lines[i]
         i += 1
         if sse and i < stop and line[:6] == b"data: " and lines[i] in _BLANK and decoder.idle():
@@ -249,6 +288,8 @@ def parse_lines(out: StreamResult, secrets: tuple[str, ...] = (), limit: int | N
                 len(clock.token_ns) >= _ENVELOPE_AFTER:
             out.tries += 1
             env = out.envelope = _envelope(parse, event[1], data, delta)
+            if sse and env is not None and not env[0] and not env[4]:
+                lead, trail = b"data: " + env[1], env[2] + b"\n"
         if delta.error is not None:
             out.fail(errors.StreamError(errors.redact(delta.error, secrets)))
         add(event[0], delta.text, delta.reasoning, delta.usage)
