@@ -14,13 +14,12 @@ import json
 import os
 import random
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from . import sessions
+from . import requestid, sessions
 from .backoff import Policy
 from .bookkeeper import Bookkeeper
 from .pricing import PriceBook, Rate
@@ -237,9 +236,9 @@ class LLMRun:
         import numpy  # noqa: F401  (the report's dependency, imported now rather than mid-run)
 
     def next_request_id(self) -> str:
-        """A fresh uuid4 string: unique across processes and runs, and accepted by servers that insist on UUIDs
-        (llama-cpp-python's server answers an empty 400 to any other ``X-Request-Id``)."""
-        return str(uuid.uuid4())
+        """A fresh uuid4 string (:mod:`llm_locust.requestid`): unique across processes and runs, and accepted by
+        servers that insist on UUIDs."""
+        return requestid.new()
 
     def secrets(self) -> tuple[str, ...]:
         """Every credential the run's targets send (keys, tokens, ``Authorization`` values)."""
