@@ -137,6 +137,7 @@ class Plan:
 
     def __init__(self, targets: list[Target], prompts: list[Prompt], n: int) -> None:
         self.targets = targets
+        self._secrets: tuple[str, ...] | None = None
         self.queues = {t.name: deque(prompts[i % len(prompts)] for i in range(n)) for t in targets}
         self.in_flight = 0
 
@@ -241,8 +242,11 @@ class LLMRun:
         return requestid.new()
 
     def secrets(self) -> tuple[str, ...]:
-        """Every credential the run's targets send (keys, tokens, ``Authorization`` values)."""
-        return tuple(dict.fromkeys(s for t in self.targets for s in t.secrets))
+        """Every credential the run's targets send (keys, tokens, ``Authorization`` values); read per request, so
+        collected once."""
+        if self._secrets is None:
+            self._secrets = tuple(dict.fromkeys(s for t in self.targets for s in t.secrets))
+        return self._secrets
 
 
 def new_run_id() -> str:

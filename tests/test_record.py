@@ -107,6 +107,20 @@ def test_csv_header_and_rows_are_the_record_columns(tmp_path):
     assert dict(zip(header, row, strict=True))["gateway_log_id"] == "log-1"
 
 
+def test_csv_cells_times_to_the_nanosecond_the_cost_in_full_none_empty(tmp_path):
+    rec = streamed()
+    rec.update(ttft_ms=5.1234567, tpot_ms=2.0, cost_usd=1.234e-07, queue_wait_ms=None)
+    del rec["gateway_step"]  # a record missing a field (not from the builder): an empty cell
+    recorder = Recorder(tmp_path / "requests.csv")
+    recorder.add(rec)
+    recorder.close()
+    with (tmp_path / "requests.csv").open(newline="", encoding="utf-8") as f:
+        row = dict(zip(*csv.reader(f), strict=True))
+    assert row["ttft_ms"] == "5.123457" and row["tpot_ms"] == "2.0"
+    assert row["cost_usd"] == "1.234e-07"  # rounded to 6 decimals it was 0.0: a cheap request's cost lost
+    assert row["queue_wait_ms"] == "" and row["gateway_step"] == "" and row["warmup"] == "False"
+
+
 def test_worker_packing_round_trips_every_field_through_msgpack():
     # msgpack as Locust's messages use it (locust/rpc/protocol.py; importing locust here would monkey-patch pytest)
     records = [streamed({"gateway_cache": "MISS", "gateway_step": None, "gateway_log_id": None}), failed()]

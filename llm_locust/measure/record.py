@@ -26,6 +26,7 @@ Adding a field: add it to :class:`Record` (CSV position = position here), to the
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any, TypedDict
 
 STATUS_OK = "ok"
@@ -101,6 +102,24 @@ COLUMNS: tuple[str, ...] = tuple(f for f in FIELDS if f not in NOT_IN_CSV)
 WIRE_COLUMNS = FIELDS
 
 
+_csv_values = itemgetter(*COLUMNS)
+#: the columns rounded to 6 decimals (the float fields by the record's annotations, but the cost: a request's cost is
+#: often under a millionth of a dollar, and rounding it would lose it)
+_FLOAT_AT = tuple(
+    i for i, f in enumerate(COLUMNS) if "float" in str(Record.__annotations__[f]) and f != "cost_usd"
+)
+
+
 def csv_row(record: Record) -> list[Any]:
-    """One record as a ``requests.csv`` row: a missing value is empty, a float has at most 6 decimals."""
-    return ["" if v is None else round(v, 6) if v.__class__ is float else v for v in map(record.get, COLUMNS)]
+    """One record as a ``requests.csv`` row (for ``csv.writer``, which writes ``None`` as an empty cell): times,
+    rates and waits have at most 6 decimals (a nanosecond, in ms), the cost all its digits. A record missing a field
+    (not one the builder made) has that cell empty."""
+    try:
+        row = list(_csv_values(record))
+    except KeyError:
+        row = list(map(record.get, COLUMNS))
+    for i in _FLOAT_AT:
+        v = row[i]
+        if v.__class__ is float:
+            row[i] = round(v, 6)
+    return row
