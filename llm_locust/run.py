@@ -137,7 +137,6 @@ class Plan:
 
     def __init__(self, targets: list[Target], prompts: list[Prompt], n: int) -> None:
         self.targets = targets
-        self._secrets: tuple[str, ...] | None = None
         self.queues = {t.name: deque(prompts[i % len(prompts)] for i in range(n)) for t in targets}
         self.in_flight = 0
 
@@ -189,6 +188,7 @@ class LLMRun:
         self.plan = Plan(self.targets, self.prompts, self.max_requests) if self.max_requests else None
         #: users stick to one target unless a fixed plan has fewer users than targets
         self.bind_users = self.plan is None or (self.users or 0) >= len(self.targets)
+        self._secrets: tuple[str, ...] | None = None
 
     @property
     def model(self) -> str:
