@@ -211,7 +211,19 @@ class LLMUser(FastHttpUser):
         start_wall: float, t0: int, wait: float, on_booked: Callable[[], None] | None, warmup: bool = False,
         asked: int | None = None, ticket: Any = None,
     ) -> Iterator[None]:
-        """The tail of one request, in bounded steps (a job of :class:`~llm_locust.bookkeeper.Bookkeeper`)."""
+        """The tail of one request, in bounded steps (a job of :class:`~llm_locust.bookkeeper.Bookkeeper`);
+        ``on_booked`` runs at its end even if the job breaks (the bookkeeper logs why): a fixed plan still ends."""
+        try:
+            yield from self._book_steps(resp, out, target, prompt, input_tokens_local, request_id, start_wall, t0,
+                                        wait, warmup, asked, ticket)
+        finally:
+            if on_booked is not None:
+                on_booked()
+
+    def _book_steps(
+        self, resp: Any, out: StreamResult, target: Target, prompt: Prompt, input_tokens_local: int, request_id: str,
+        start_wall: float, t0: int, wait: float, warmup: bool, asked: int | None, ticket: Any,
+    ) -> Iterator[None]:
         secrets = self.llm.secrets()
         while not parse_lines(out, secrets, PARSE_STEP):
             yield
@@ -238,8 +250,6 @@ class LLMUser(FastHttpUser):
                 resp.failure(out.error)
             else:
                 resp.success()
-        if on_booked is not None:
-            on_booked()
 
     def _read(self, resp: Any, out: StreamResult) -> None:
         """Raise what the HTTP client failed with before a status came; else read the response into ``out``."""

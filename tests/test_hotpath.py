@@ -199,3 +199,32 @@ def test_a_prompt_is_drawn_by_bisection_as_random_choices_draws_it():
     drawn = [run.pick(ours).name for _ in range(5000)]
     assert drawn == [theirs.choices(prompts, weights=[p.weight for p in prompts])[0].name for _ in range(5000)]
     assert "p2" not in drawn and set(drawn) == {"p0", "p1", "p3", "p4"}
+
+
+BROKEN_BOOKS_LOCUSTFILE = '''
+import llm_locust.users as users
+from llm_locust.locustfile import *  # noqa: F401,F403
+
+_build, _calls = users.build_record, []
+
+
+def build_record(**kw):  # the second request's bookkeeping breaks
+    _calls.append(1)
+    if len(_calls) == 2:
+        raise RuntimeError("a bug in the bookkeeping")
+    return _build(**kw)
+
+
+users.build_record = build_record
+'''
+
+
+def test_a_broken_bookkeeping_job_does_not_hang_a_fixed_plan(tmp_path, mock_server, locust_run):
+    """--max-requests ends the run when a request's bookkeeping breaks (it waited for that request forever)."""
+    mock = mock_server("--ttft-ms", "1", "--itl-ms", "1", "--output-tokens", "4")
+    locustfile = tmp_path / "broken_books.py"
+    locustfile.write_text(BROKEN_BOOKS_LOCUSTFILE)
+    run = locust_run("-f", str(locustfile), "-u", "1", "-r", "1", "-H", mock.url, "--model", "m", "--max-requests",
+                     "4", "--prompt-file", "tests/data/prompts_small.yaml", timeout=60)
+    assert "a request's bookkeeping failed" in run.stderr and "a bug in the bookkeeping" in run.stderr
+    assert len(mock.sent()) == 4
