@@ -35,11 +35,15 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 PERCENTILES = (50, 90, 95, 99)
 STAT_KEYS = ("mean", "min", "max", "p50", "p90", "p95", "p99")
 
 ITL_PER_EVENT = "per-event"
 ITL_USAGE_SPLIT = "usage-split"
+#: token events beyond which the gaps are taken by numpy (below it, numpy's calls cost more than a comprehension)
+_NUMPY_FROM = 64
 
 
 class StreamClock:
@@ -116,9 +120,10 @@ def timing(t0_ns: int, clock: StreamClock, n_out: int | None) -> Timing:
                 itl.append(gap_ns // 1000)
             else:
                 itl.extend([gap_ns // (1000 * k)] * k)
+    elif len(ts) > _NUMPY_FROM:  # (ts[i] - ts[i - 1]) // 1000 for every i >= 1, by numpy (a loop: 0.15-0.3 us a gap)
+        itl.frombytes((np.diff(np.array(ts, dtype=np.int64)) // 1000).tobytes())
     else:
-        for i in range(1, len(ts)):
-            itl.append((ts[i] - ts[i - 1]) // 1000)
+        itl.fromlist([(b - a) // 1000 for a, b in zip(ts, ts[1:], strict=False)])
     tpot = decode = None
     if n_out is not None and n_out >= 2:
         tpot = (e2e - ttft) / (n_out - 1)
@@ -129,8 +134,6 @@ def timing(t0_ns: int, clock: StreamClock, n_out: int | None) -> Timing:
 
 def stats(values: Sequence[float]) -> dict[str, float | None]:
     """mean, min, max and p50/p90/p95/p99 (linear interpolation) of ``values``; ``None`` each if empty."""
-    import numpy as np
-
     arr = np.asarray(values, dtype="float64")
     if arr.size == 0:
         return dict.fromkeys(STAT_KEYS)
