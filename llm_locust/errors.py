@@ -146,6 +146,13 @@ class EmptyResponse(LLMError):
     error_class = "empty_response"
 
 
+class BookkeepingFailed(LLMError):
+    """llm-locust's own tail of a request (parsing, record, price) raised: a bug of ours, logged with its
+    traceback; the request is booked as this failure, so it is not lost from the books."""
+
+    error_class = "internal"
+
+
 _CONTEXT_HINTS = ("context length", "context_length", "maximum context", "too long", "too many tokens", "exceed")
 
 

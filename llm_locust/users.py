@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import gevent
@@ -55,7 +56,8 @@ from . import errors, sendclock, sessions, stagger
 from .backoff import Backoff
 from .errors import LLMError
 from .measure.build import build_record
-from .measure.record import STATUS_CANCELLED
+from .measure.metrics import ITL_PER_EVENT
+from .measure.record import FIELDS, STATUS_CANCELLED, STATUS_FAILED
 from .measure.stream import StreamResult, parse_lines, read_response
 from .prompts import Prompt
 from .protocols import Protocol
@@ -211,14 +213,49 @@ class LLMUser(FastHttpUser):
         start_wall: float, t0: int, wait: float, on_booked: Callable[[], None] | None, warmup: bool = False,
         asked: int | None = None, ticket: Any = None,
     ) -> Iterator[None]:
-        """The tail of one request, in bounded steps (a job of :class:`~llm_locust.bookkeeper.Bookkeeper`);
-        ``on_booked`` runs at its end even if the job breaks (the bookkeeper logs why): a fixed plan still ends."""
+        """The tail of one request, in bounded steps (a job of :class:`~llm_locust.bookkeeper.Bookkeeper`). If a
+        step raises (a bug of ours; the bookkeeper logs it) before the request event fired, the request is booked
+        as failed with :class:`~llm_locust.errors.BookkeepingFailed`: still in Locust's stats, the CSV and the
+        summary. ``on_booked`` runs in every case, so a fixed plan still ends."""
         try:
             yield from self._book_steps(resp, out, target, prompt, input_tokens_local, request_id, start_wall, t0,
                                         wait, warmup, asked, ticket)
+        except Exception as e:
+            if resp.request_meta.get("context", {}).get("llm") is None:  # the request event has not fired
+                self._book_broken(resp, out, target, prompt, input_tokens_local, request_id, start_wall, t0, e)
+            raise
         finally:
             if on_booked is not None:
                 on_booked()
+
+    def _book_broken(
+        self, resp: Any, out: StreamResult, target: Target, prompt: Prompt, input_tokens_local: int, request_id: str,
+        start_wall: float, t0: int, exc: Exception,
+    ) -> None:
+        """Book a request whose bookkeeping raised ``exc``: a failed record of what is known without parsing."""
+        error = errors.BookkeepingFailed(
+            errors.redact(f"llm-locust's bookkeeping of this request failed: {type(exc).__name__}: {exc}",
+                          self.llm.secrets())
+        )
+        elapsed = ((out.t_end or time.perf_counter_ns()) - t0) / 1e6
+        record: Any = dict.fromkeys(FIELDS)
+        record.update(
+            timestamp=datetime.fromtimestamp(start_wall, UTC).isoformat(timespec="milliseconds"),
+            request_id=request_id, user=type(self).__name__, target=target.name, api=out.proto.name,
+            host=target.host, model=out.proto.model, prompt=prompt.name, session=prompt.session, turn=prompt.turn,
+            status=STATUS_FAILED, warmup=False, error_class=error.error_class, error=str(error),
+            http_status=out.status, backoff_s=0.0, elapsed_ms=elapsed, itl_rule=ITL_PER_EVENT, token_events=0,
+            input_tokens_source=target.tokens.source, input_tokens_local=input_tokens_local,
+            output_tokens_source=target.tokens.source, output_tokens_local=0, local_tokens_source=target.tokens.source,
+            t0_ns=t0, itl_us=b"",
+        )
+        with resp:
+            meta = resp.request_meta
+            meta["request_type"] = target.name
+            meta["response_time"] = elapsed
+            meta["response_length"] = 0
+            meta["context"] = {**meta.get("context", {}), "llm": record}
+            resp.failure(error)
 
     def _book_steps(
         self, resp: Any, out: StreamResult, target: Target, prompt: Prompt, input_tokens_local: int, request_id: str,

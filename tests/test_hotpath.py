@@ -219,12 +219,19 @@ users.build_record = build_record
 '''
 
 
-def test_a_broken_bookkeeping_job_does_not_hang_a_fixed_plan(tmp_path, mock_server, locust_run):
-    """--max-requests ends the run when a request's bookkeeping breaks (it waited for that request forever)."""
+def test_a_broken_bookkeeping_job_keeps_its_request_in_the_books_and_ends_a_fixed_plan(
+    tmp_path, mock_server, locust_run
+):
+    """A request whose bookkeeping raises is booked as failed (error class ``internal``) in Locust's stats, the
+    CSV and the summary, and --max-requests still ends the run (it waited for that request forever)."""
     mock = mock_server("--ttft-ms", "1", "--itl-ms", "1", "--output-tokens", "4")
     locustfile = tmp_path / "broken_books.py"
     locustfile.write_text(BROKEN_BOOKS_LOCUSTFILE)
     run = locust_run("-f", str(locustfile), "-u", "1", "-r", "1", "-H", mock.url, "--model", "m", "--max-requests",
                      "4", "--prompt-file", "tests/data/prompts_small.yaml", timeout=60)
     assert "a request's bookkeeping failed" in run.stderr and "a bug in the bookkeeping" in run.stderr
-    assert len(mock.sent()) == 4
+    rows = _check_books(run, mock)  # requests.csv == Locust's stats == the summary == what the server served
+    assert len(rows) == 4 and len(mock.sent()) == 4
+    (broken,) = [r for r in rows if r["status"] == "failed"]
+    assert broken["error_class"] == "internal" and "a bug in the bookkeeping" in broken["error"]
+    assert float(broken["elapsed_ms"]) > 0 and broken["http_status"] == "200"
