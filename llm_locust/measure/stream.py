@@ -194,6 +194,14 @@ def read_lines(
     out.ended = True
 
 
+def _run_ends(env: tuple[str, bytes, bytes, int, bool] | None) -> tuple[bytes, bytes]:
+    """What a line of an SSE stream's run of envelopes starts and ends with (:func:`_run_of_envelopes`), or two empty
+    strings: runs are taken only for an envelope of the text (not the reasoning) in events without a name."""
+    if env is None or env[0] or env[4]:
+        return b"", b""
+    return b"data: " + env[1], env[2] + b"\n"
+
+
 def _run_of_envelopes(
     lines: list[bytes], stamps: array, i: int, stop: int, lead: bytes, trail: bytes, stamp: Any, keep: Any
 ) -> int:
@@ -240,9 +248,7 @@ def parse_lines(out: StreamResult, secrets: tuple[str, ...] = (), limit: int | N
     i = out.parsed
     stop = len(lines) if limit is None else min(len(lines), i + limit)
     sse = type(decoder) is SSEDecoder
-    lead = trail = b""  # the run of envelopes (_run_of_envelopes): an SSE stream's envelope of the text, unnamed
-    if sse and env is not None and not env[0] and not env[4]:
-        lead, trail = b"data: " + env[1], env[2] + b"\n"
+    lead, trail = _run_ends(env) if sse else (b"", b"")  # the run of envelopes, once the envelope is known
     while i < stop:
         if lead and decoder.idle():
             i = _run_of_envelopes(lines, stamps, i, stop, lead, trail, stamp_token, keep_text)
@@ -288,8 +294,8 @@ def parse_lines(out: StreamResult, secrets: tuple[str, ...] = (), limit: int | N
                 len(clock.token_ns) >= _ENVELOPE_AFTER:
             out.tries += 1
             env = out.envelope = _envelope(parse, event[1], data, delta)
-            if sse and env is not None and not env[0] and not env[4]:
-                lead, trail = b"data: " + env[1], env[2] + b"\n"
+            if sse:
+                lead, trail = _run_ends(env)
         if delta.error is not None:
             out.fail(errors.StreamError(errors.redact(delta.error, secrets)))
         add(event[0], delta.text, delta.reasoning, delta.usage)
