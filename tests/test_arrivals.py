@@ -358,11 +358,10 @@ def test_a_rate_shape_reaches_the_workers(tmp_path, mock_server):
     assert len(per_worker) == 2
     for intended in per_worker:
         gaps = [round(b - a, 3) for a, b in itertools.pairwise(sorted(intended))]
-        slow, fast = gaps.count(200.0), gaps.count(50.0)  # 1 / (10/2) s and 1 / (40/2) s
-        others = [g for g in gaps if g not in (200.0, 50.0)]  # where the timeline restarted at the new rate
-        assert slow >= 5 and fast >= 20 and len(others) <= 2, (slow, fast, others)
-        first_fast = gaps.index(50.0)
-        assert 200.0 not in gaps[first_fast:], gaps  # the stages come in order: 10/s, then 40/s
+        # 1 / (10/2) s, then 1 / (40/2) s; between them a few gaps where the timeline restarted at the new rate
+        last_slow, first_fast = len(gaps) - 1 - gaps[::-1].index(200.0), gaps.index(50.0)
+        assert set(gaps[:last_slow + 1]) == {200.0} and set(gaps[first_fast:]) == {50.0}, gaps
+        assert last_slow >= 4 and len(gaps) - first_fast >= 20 and first_fast - last_slow <= 4, gaps
 
 
 def test_a_worker_that_joins_gets_its_share_and_the_others_slow_down(tmp_path, mock_server):
