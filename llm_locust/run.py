@@ -8,6 +8,7 @@ Locust environment, where the users find it with :func:`current_run`.
 
 from __future__ import annotations
 
+import base64
 import bisect
 import itertools
 import json
@@ -18,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from . import requestid, sessions
 from .backoff import Policy
@@ -66,14 +68,15 @@ class Target:
         self.fixed_output = fixed_output  # --fixed-output: ask for exactly the token limit
         self.reasoning = reasoning  # the --reasoning option; the target's and a prompt's own setting win
         self.name = spec.name
-        self.host = spec.host
+        #: the host without a ``user:password@`` part, which goes out as basic auth instead (and is never shown)
+        self.host, self.basic_auth = split_credentials(spec.host)  # basic_auth: the Authorization value or None
         self.model = spec.model
         self.api_key = api_key
         self.protocol: Protocol = get_protocol(spec.api)(
-            spec.host, spec.model, continuous_usage=continuous_usage, template=template
+            self.host, spec.model, continuous_usage=continuous_usage, template=template
         )
         self.tokens = TokenCounter(spec.model)
-        self.prices = PriceBook(spec.host, price_file)
+        self.prices = PriceBook(self.host, price_file)
         if spec.prices:
             self.prices.rates.insert(0, Rate(spec.model, **spec.prices))
             self.prices.price_file = f"targets:{spec.name}"
@@ -85,7 +88,8 @@ class Target:
         self._turn_bodies: dict[int, tuple[Prompt, Prepared]] = {}
         #: every credential this target sends: removed from error messages and anything else the run shows
         self.secrets: tuple[str, ...] = tuple(dict.fromkeys([*([api_key] if api_key else []),
-                                                             *self.protocol.secrets(api_key)]))
+                                                             *self.protocol.secrets(api_key),
+                                                             *host_secrets(spec.host)]))
 
     def prepare(self, prompt: Prompt, default_limit: int | None) -> Prepared:
         """The request for ``prompt``, made once per (name, text, limit); a session's turn (``prompt.session``) is
@@ -118,6 +122,8 @@ class Target:
             "Accept-Encoding": "identity",
             **proto.headers(self.api_key),
         }
+        if self.basic_auth and not any(k.lower() == "authorization" for k in headers):  # an API key wins
+            headers["Authorization"] = self.basic_auth
         reasoning = pick(prompt.reasoning, self.spec.reasoning, self.reasoning)
         extra = [e for e in (self.spec.extra_body, prompt.extra_body) if e]
         limit = prompt.token_limit or default_limit
@@ -247,6 +253,25 @@ class LLMRun:
         if self._secrets is None:
             self._secrets = tuple(dict.fromkeys(s for t in self.targets for s in t.secrets))
         return self._secrets
+
+
+def split_credentials(host: str) -> tuple[str, str | None]:
+    """``host`` without its ``user:password@`` part, and that part as a basic-auth ``Authorization`` value
+    (percent-decoded, as ``FastHttpSession`` reads it), or None when it has none."""
+    parts = urlsplit(host)
+    if parts.username is None:
+        return host, None
+    token = base64.b64encode(f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode()
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])), f"Basic {token}"
+
+
+def host_secrets(host: str) -> tuple[str, ...]:
+    """The secrets a host URL carries: its password as written and decoded, and its basic-auth value."""
+    parts = urlsplit(host)
+    if parts.username is None:
+        return ()
+    raw = parts.netloc.rpartition("@")[0].partition(":")[2]
+    return tuple(dict.fromkeys(s for s in (raw, unquote(raw), split_credentials(host)[1]) if s))
 
 
 def new_run_id() -> str:

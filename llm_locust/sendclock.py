@@ -1,10 +1,10 @@
 """The send clock: a request's ``t0`` taken right before its bytes are written, not when it is handed over.
 
-Between ``FastHttpSession.request`` and the write of the request, geventhttpclient checks the pooled connection
-with ``select`` (monkey-patched by gevent: ``select(..., 0)`` ends in ``gevent.sleep(0)``, a switch to the hub),
-so a ``t0`` taken before the call would count every other greenlet that runs meanwhile (other streams' lines,
-bookkeeping) as this request's latency: the "send lag" of docs/performance.md. This module removes the switch and
-moves the stamp:
+Between the call that sends a request (:class:`llm_locust.sender.Sender`, ``HTTPClient.request``) and the write of
+the request, geventhttpclient checks the pooled connection with ``select`` (monkey-patched by gevent:
+``select(..., 0)`` ends in ``gevent.sleep(0)``, a switch to the hub), so a ``t0`` taken before the call would
+count every other greenlet that runs meanwhile (other streams' lines, bookkeeping) as this request's latency: the
+"send lag" of docs/performance.md. This module removes the switch and moves the stamp:
 
 * :class:`StampingClientPool` replaces a user agent's ``HTTPClientPool``; every connection pool it creates is
   instrumented by :func:`instrument`;
@@ -27,7 +27,7 @@ Use::
     clock = install(user)          # once, in the FastHttpUser's __init__ (before its first request)
     preconnect(user, host)         # once, when the user starts (after any --stagger wait)
     clock.t_ns = 0
-    resp = user.client.request(...)
+    raw = sender.send(url, body, headers)   # llm_locust.sender, on this pool
     t0 = clock.t_ns or t_before    # 0: no connection was handed over (the connect failed)
 """
 

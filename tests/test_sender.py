@@ -1,0 +1,172 @@
+"""The LLM call's own sender (``llm_locust.sender``): below ``FastHttpSession``, with the request event's fields.
+
+Real Locust processes against small HTTP servers of this test in threads on 127.0.0.1 (they log every request's
+path and headers), bounded by ``--max-requests``.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+STREAM = (
+    b'data: {"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,'
+    b'"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}\n\n'
+    b'data: {"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,'
+    b'"delta":{},"finish_reason":"stop"}]}\n\n'
+    b"data: [DONE]\n\n"
+)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, answer: str, location: str = "") -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.answer, self.location = answer, location
+        self.seen: list[tuple[str, dict[str, str]]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.seen.append((self.path, dict(self.headers.items())))
+        if self.server.answer == "redirect":
+            self.send_response(307)
+            self.send_header("Location", self.server.location + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(STREAM)))
+        self.end_headers()
+        self.wfile.write(STREAM)
+
+
+@pytest.fixture
+def server() -> Iterator:
+    made: list[_Server] = []
+
+    def start(answer: str = "stream", location: str = "") -> _Server:
+        srv = _Server(answer, location)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        made.append(srv)
+        return srv
+
+    yield start
+    for srv in made:
+        srv.shutdown()
+        srv.server_close()
+
+
+def _rows(run) -> list[dict]:
+    (path,) = run.report_dir.glob("*/requests.csv")
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_redirect_is_booked_as_a_failure_and_not_followed(server, locust_run):
+    """A 307 from the endpoint is a failed request with its status: the body and the API key do not follow the
+    ``Location`` to another host (FastHttpUser would re-send the POST there)."""
+    elsewhere = server()
+    endpoint = server("redirect", location=elsewhere.url)
+    run = locust_run("-u", "1", "-r", "1", "-H", endpoint.url + "/v1", "--model", "m", "--api-key", "sk-test-123",
+                     "--max-requests", "3", "--prompt-file", "tests/data/prompts_small.yaml", timeout=60)
+    rows = _rows(run)
+    assert [r["http_status"] for r in rows] == ["307"] * 3 and {r["status"] for r in rows} == {"failed"}
+    assert len(endpoint.seen) == 3 and elsewhere.seen == []
+    stats = json.loads(run.stats_file.read_text())
+    assert sum(s["num_failures"] for s in stats) == 3
+
+
+SEEN_LOCUSTFILE = '''
+import json
+import os
+
+from locust import events
+from locust.contrib.fasthttp import FastHttpSession
+
+from llm_locust.locustfile import *  # noqa: F401,F403
+from llm_locust.locustfile import LLMUser
+
+LLMUser.default_headers = {"X-Team": "infra"}
+LLMUser.context = lambda self: {"tenant": "a"}
+_seen, _session_calls = [], []
+_request = FastHttpSession.request
+
+
+def _counted(self, *args, **kwargs):
+    _session_calls.append(args[:2])
+    return _request(self, *args, **kwargs)
+
+
+FastHttpSession.request = _counted
+
+
+@events.request.add_listener
+def _on_request(request_type, name, response_time, response_length, exception, context, response, url,
+                start_time, **_):
+    _seen.append({"request_type": request_type, "name": name, "response_time": response_time,
+                  "response_length": response_length, "exception": exception, "tenant": context.get("tenant"),
+                  "request_id": context["llm"]["request_id"], "url": url, "status": response.status_code,
+                  "start_time": start_time})
+
+
+@events.quitting.add_listener
+def _dump(**_):
+    with open(os.environ["SEEN_FILE"], "w") as f:
+        json.dump({"seen": _seen, "session_calls": len(_session_calls)}, f)
+'''
+
+
+def test_each_llm_call_fires_one_request_event_with_fastHttpSessions_fields_and_the_users_headers(
+    server, locust_run, tmp_path
+):
+    """Sent without ``FastHttpSession.request``, each call still fires one request event with its fields (the
+    target, the prompt, E2E ms, output tokens, no exception, the user's ``context()`` plus the record, the URL, the
+    response, the start time), and sends the user class's ``default_headers`` and a host URL's basic auth (whose
+    password is in no report, log or message)."""
+    endpoint = server()
+    locustfile = tmp_path / "seen_locustfile.py"
+    locustfile.write_text(SEEN_LOCUSTFILE)
+    seen_file = tmp_path / "seen.json"
+    host = endpoint.url.replace("http://", "http://ops:s3cret@") + "/v1"
+    run = locust_run("-f", str(locustfile), "-u", "1", "-r", "1", "-H", host, "--model", "m", "--max-requests", "3",
+                     "--prompt-file", "tests/data/prompts_small.yaml", env={"SEEN_FILE": str(seen_file)}, timeout=60)
+    assert run.returncode == 0, run.stderr[-3000:]
+    got = json.loads(seen_file.read_text())
+    assert got["session_calls"] == 0
+    seen, rows = got["seen"], _rows(run)
+    assert len(seen) == 3 and [s["request_id"] for s in seen] == [r["request_id"] for r in rows]
+    for s, r in zip(seen, rows, strict=True):
+        assert s["request_type"] == r["target"] and s["name"] == r["prompt"] and s["exception"] is None
+        assert s["response_time"] == pytest.approx(float(r["e2e_ms"]), abs=1e-3) and s["response_length"] == 1
+        assert s["tenant"] == "a" and s["status"] == 200 and s["url"].endswith("/v1/chat/completions")
+        assert abs(s["start_time"] - seen[0]["start_time"]) < 600
+    auth = "Basic " + base64.b64encode(b"ops:s3cret").decode()
+    assert [(path, h.get("X-Team"), h.get("Authorization")) for path, h in endpoint.seen] == [
+        ("/v1/chat/completions", "infra", auth)
+    ] * 3
+    assert [h["X-Request-Id"] for _, h in endpoint.seen] == [r["request_id"] for r in rows]
+    # the host's password goes out as basic auth, never into what the run shows
+    assert {r["host"] for r in rows} == {endpoint.url + "/v1"}
+    shown = [p for p in run.report_dir.rglob("*") if p.is_file()]
+    assert len(shown) >= 3 and not [p.name for p in shown if b"s3cret" in p.read_bytes()]
+    assert "s3cret" not in run.stdout + run.stderr
