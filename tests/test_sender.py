@@ -91,6 +91,8 @@ def test_a_redirect_is_booked_as_a_failure_and_not_followed(server, locust_run):
                      "--max-requests", "3", "--prompt-file", "tests/data/prompts_small.yaml", timeout=60)
     rows = _rows(run)
     assert [r["http_status"] for r in rows] == ["307"] * 3 and {r["status"] for r in rows} == {"failed"}
+    assert {r["error"] for r in rows} == {f"bad_request: HTTP 307: redirected to {elsewhere.url}/v1/chat/completions;"
+                                          " redirects are not followed: use that URL as the host"}
     assert len(endpoint.seen) == 3 and elsewhere.seen == []
     stats = json.loads(run.stats_file.read_text())
     assert sum(s["num_failures"] for s in stats) == 3

@@ -156,7 +156,7 @@ def read_response(
     if status >= 300:
         body = raw.read(MAX_ERROR_BODY) if raw is not None else b""
         body = errors.redact(body.decode("utf-8", "replace"), secrets).encode()
-        error = proto.classify(status, body, headers)
+        error = proto.classify(status, body, headers) if status >= 400 else _redirect(status, headers, secrets)
         out.retry_after = error.retry_after_s
         out.fail(error)
         return
@@ -164,6 +164,13 @@ def read_response(
         out.fail(errors.IncompleteStream("response has no body"))
         return
     read_lines(out, raw, max_bytes=max_bytes)
+
+
+def _redirect(status: int, headers: Any, secrets: tuple[str, ...]) -> errors.LLMError:
+    """A 3xx answer: not followed (llm_locust.sender), booked with where it pointed."""
+    where = headers.get("location") if headers is not None else None
+    to = f" to {errors.redact(str(where), secrets)}" if where else ""
+    return errors.BadRequest(f"redirected{to}; redirects are not followed: use that URL as the host", status)
 
 
 def read_lines(
