@@ -45,8 +45,8 @@ class Sender:
     def __init__(self, session: Any) -> None:
         agent = session.client  # FastHttpSession -> LocustUserAgent
         self._agent = agent  # its clientpool is read at each new URL (llm_locust.sendclock replaces it)
-        # the user class's default_headers (HTTPClient adds its own User-Agent default itself)
-        self._defaults = {k: v for k, v in agent.default_headers.items() if k not in HTTPClient.DEFAULT_HEADERS}
+        # the user class's default_headers: what differs from HTTPClient's own (its User-Agent, which it adds itself)
+        self._defaults = {k: v for k, v in agent.default_headers.items() if HTTPClient.DEFAULT_HEADERS.get(k) != v}
         self._routes: dict[str, tuple[HTTPClient, str]] = {}
 
     def send(self, url: str, body: bytes, headers: dict[str, str]) -> HTTPSocketPoolResponse:

@@ -108,7 +108,7 @@ from locust.contrib.fasthttp import FastHttpSession
 from llm_locust.locustfile import *  # noqa: F401,F403
 from llm_locust.locustfile import LLMUser
 
-LLMUser.default_headers = {"X-Team": "infra"}
+LLMUser.default_headers = {"X-Team": "infra", "User-Agent": "capacity-test/1"}
 LLMUser.context = lambda self: {"tenant": "a"}
 _seen, _session_calls = [], []
 _request = FastHttpSession.request
@@ -163,8 +163,8 @@ def test_each_llm_call_fires_one_request_event_with_fastHttpSessions_fields_and_
         assert s["tenant"] == "a" and s["status"] == 200 and s["url"].endswith("/v1/chat/completions")
         assert abs(s["start_time"] - seen[0]["start_time"]) < 600
     auth = "Basic " + base64.b64encode(b"ops:s3cret").decode()
-    assert [(path, h.get("X-Team"), h.get("Authorization")) for path, h in endpoint.seen] == [
-        ("/v1/chat/completions", "infra", auth)
+    assert [(path, h.get("X-Team"), h.get("User-Agent"), h.get("Authorization")) for path, h in endpoint.seen] == [
+        ("/v1/chat/completions", "infra", "capacity-test/1", auth)
     ] * 3
     assert [h["X-Request-Id"] for _, h in endpoint.seen] == [r["request_id"] for r in rows]
     # the host's password goes out as basic auth, never into what the run shows
