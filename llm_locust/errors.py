@@ -194,6 +194,9 @@ def from_exception(exc: BaseException) -> LLMError:
     if isinstance(exc, TimeoutError | socket.timeout) or "timed out" in text.lower():
         return RequestTimeout(f"no data within the timeout ({text})")
     if "ssl" in name.lower() or "certificate" in text.lower():
+        if "certificate verify failed" in text.lower():
+            why = getattr(exc, "verify_message", None) or text
+            return ConnectionFailed(f"TLS certificate not trusted ({why}); for your own CA set SSL_CERT_FILE=ca.pem")
         return ConnectionFailed(f"TLS error: {text}")
     if isinstance(exc, ConnectionError | OSError):
         return IncompleteStream(f"connection lost: {name}: {text}")

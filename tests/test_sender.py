@@ -1,7 +1,8 @@
 """The LLM call's own sender (``llm_locust.sender``): below ``FastHttpSession``, with the request event's fields.
 
 Real Locust processes against small HTTP servers of this test in threads on 127.0.0.1 (they log every request's
-path and headers), bounded by ``--max-requests``.
+path and headers; over TLS with a certificate of a throwaway CA made by ``trustme``), bounded by
+``--max-requests``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,14 +29,16 @@ STREAM = (
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, answer: str, location: str = "") -> None:
+    def __init__(self, answer: str, location: str = "", tls: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
-        self.answer, self.location = answer, location
+        self.answer, self.location, self.tls = answer, location, tls
         self.seen: list[tuple[str, dict[str, str]]] = []
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.server_address[1]}"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -64,8 +68,8 @@ class _Handler(BaseHTTPRequestHandler):
 def server() -> Iterator:
     made: list[_Server] = []
 
-    def start(answer: str = "stream", location: str = "") -> _Server:
-        srv = _Server(answer, location)
+    def start(answer: str = "stream", location: str = "", tls: ssl.SSLContext | None = None) -> _Server:
+        srv = _Server(answer, location, tls)
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         made.append(srv)
         return srv
@@ -172,3 +176,29 @@ def test_each_llm_call_fires_one_request_event_with_fastHttpSessions_fields_and_
     shown = [p for p in run.report_dir.rglob("*") if p.is_file()]
     assert len(shown) >= 3 and not [p.name for p in shown if b"s3cret" in p.read_bytes()]
     assert "s3cret" not in run.stdout + run.stderr
+
+
+def test_an_https_endpoint_is_verified_against_the_trusted_certificates(server, locust_run, tmp_path):
+    """TLS goes through the same client as FastHttpSession's: a certificate the machine trusts (``SSL_CERT_FILE``,
+    here a throwaway CA's) streams as over plain HTTP; an untrusted one is a ``connection`` failure that says so."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    endpoint = server(tls=tls)
+    args = ("-u", "1", "-r", "1", "-H", endpoint.url + "/v1", "--model", "m", "--max-requests", "3",
+            "--prompt-file", "tests/data/prompts_small.yaml")
+    trusted = locust_run(*args, env={"SSL_CERT_FILE": str(ca_file)}, timeout=60)
+    assert trusted.returncode == 0, trusted.stderr[-3000:]
+    rows = _rows(trusted)
+    assert [r["status"] for r in rows] == ["ok"] * 3 and [r["output_tokens"] for r in rows] == ["1"] * 3
+    assert len(endpoint.seen) == 3
+    trusted.report_dir.rename(tmp_path / "reports-trusted")  # the next run's reports go to a fresh folder
+    untrusted = locust_run(*args, timeout=60)
+    rows = _rows(untrusted)
+    assert len(rows) == 3 and {r["error_class"] for r in rows} == {"connection"}, rows
+    assert {r["error"] for r in rows} == {"connection: TLS certificate not trusted (unable to get local issuer "
+                                          "certificate); for your own CA set SSL_CERT_FILE=ca.pem"}
+    assert "Traceback" not in untrusted.stderr and len(endpoint.seen) == 3
