@@ -372,11 +372,12 @@ def test_a_process_that_was_not_running_is_flagged_as_starved(tmp_path):
     """A real run whose Locust process is stopped (SIGSTOP) for a second after its users are spawned, as a
     scheduler that gives the cores to other processes does: its monitor books a second of lateness with no CPU
     time behind it, and the run is invalid with the starved fix."""
-    # 8 requests of >= 1.05 s on 2 users: the run lasts >= 4 s after its users are spawned, so the pause falls inside
-    # it even when this test process is slow to read the line (40 requests of 0.15 s: the run could end first)
+    # 8 requests of >= 2.45 s on 2 users: the run lasts >= 9.8 s after its users are spawned, so the pause falls
+    # inside it even when this test process is slow to read the line (40 requests of 0.15 s, then 8 of 1.05 s: in
+    # CI's parallel suite the run ended first, once each)
     cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless", "-u", "2", "-r", "2",
            "--max-requests", "8", "--prompt-file", PROMPTS, "--report-dir", str(tmp_path / "reports"),
-           "--only-summary", "--mock-server-args", "--ttft-ms 50 --output-tokens 200 --itl-ms 5"]
+           "--only-summary", "--mock-server-args", "--ttft-ms 50 --output-tokens 200 --itl-ms 12"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=os.environ.copy())
     seen = []
