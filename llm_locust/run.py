@@ -195,6 +195,9 @@ class LLMRun:
         #: users stick to one target unless a fixed plan has fewer users than targets
         self.bind_users = self.plan is None or (self.users or 0) >= len(self.targets)
         self._secrets: tuple[str, ...] | None = None
+        #: set at test stop: a user Locust creates after it (a worker's spawn message still on its way when the
+        #: worker quit at the end of its share of --max-requests) sends nothing and stops
+        self.stopped = False
 
     @property
     def model(self) -> str:

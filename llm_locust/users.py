@@ -104,6 +104,8 @@ class LLMUser(FastHttpUser):
 
     @task
     def generate(self) -> None:
+        if self.llm.stopped:  # created after its run stopped (see LLMRun.stopped): nothing to send, nowhere to book
+            raise StopUser()
         arrivals = self.llm.arrivals
         if arrivals is None:
             self._generate(None)

@@ -199,3 +199,47 @@ def test_processes_mode(tmp_path, mock_server, locust_run):
     rows = (runs[0] / "requests.csv").read_text().splitlines()[1:]
     assert len(rows) == len(mock.sent()) > 0
     assert summary["run"]["complete"] is True and len(summary["run"]["workers"]) == 2
+
+
+LATE_USER_LOCUSTFILE = '''
+from locust import events
+
+from llm_locust.locustfile import *  # noqa: F401,F403
+
+
+@events.test_stop.add_listener  # after llm-locust's own: the worker's books are closed
+def _a_late_spawn(environment, **_):
+    """What a spawn message still on its way does when it reaches a worker that has just quit by itself."""
+    if environment.parsed_options.worker:
+        environment.runner.spawn_users({"LLMUser": 1}, wait=False)
+'''
+
+
+def test_a_user_spawned_after_a_worker_stopped_sends_nothing_and_breaks_nothing(tmp_path, mock_server):
+    """A worker quits by itself when its share of --max-requests is done, while the master may still be spawning:
+    a user created after the stop (here forced at the worker's test_stop) sends nothing, raises nothing, and the
+    books stay whole (it raised "llm-locust is not set up" in the user's constructor, exit code 2)."""
+    mock = mock_server("--ttft-ms", "2", "--itl-ms", "1", "--output-tokens", "4")
+    locustfile = tmp_path / "late_user.py"
+    locustfile.write_text(LATE_USER_LOCUSTFILE)
+    port = str(free_port())
+    common = [sys.executable, "-m", "locust", "-f", str(locustfile), "--prompt-file", "tests/data/prompts_small.yaml"]
+    logs = [tmp_path / name for name in ("m.log", "w0.log", "w1.log")]
+    procs = [subprocess.Popen(
+        [*common, "--master", "--headless", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+         "--expect-workers", "2", "-u", "2", "-r", "2", "-t", "60s", "-H", mock.url, "--model", "m",
+         "--max-requests", "3", "--report-dir", str(tmp_path / "reports")],  # 3 per worker
+        cwd=ROOT, stdout=logs[0].open("w"), stderr=subprocess.STDOUT)]
+    procs += [subprocess.Popen([*common, "--worker", "--master-host", "127.0.0.1", "--master-port", port], cwd=ROOT,
+                               stdout=log.open("w"), stderr=subprocess.STDOUT) for log in logs[1:]]
+    try:
+        codes = [p.wait(timeout=90) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    text = [log.read_text() for log in logs]
+    assert codes == [0, 0, 0] and not [t for t in text if "Traceback" in t], "\n".join(t[-2000:] for t in text)
+    folder = next(p for p in (tmp_path / "reports").iterdir() if p.is_dir() and p.name != "workers")
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["run"]["complete"] is True and summary["overall"]["requests"] == 6 == len(mock.sent())

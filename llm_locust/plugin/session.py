@@ -219,6 +219,7 @@ class LLMSession:
         if environment is not self.environment or run is None or run is self.stopped_run:
             return  # a second test_stop of the same run (Locust fires one per overlapping quit() call)
         self.stopped_run = run
+        run.stopped = True
         run.books.drain()  # book every request still waiting for its bookkeeping, before the books are read
         runner = environment.runner
         if not isinstance(runner, MasterRunner):
@@ -229,8 +230,7 @@ class LLMSession:
             runner.send_message(validity.MSG_HEALTH, health)
             rows = distributed.pack(run.recorder.drain())
             runner.send_message(distributed.MSG_FINAL, {"rows": rows, "total": run.recorder.count})
-            run.recorder.close()
-            setattr(environment, ATTR, None)
+            run.recorder.close()  # the stopped run stays on the environment (for a late user) until the next start
             return
         books: dict[str, Any] = {"complete": True}
         if isinstance(runner, MasterRunner) and self.collector is not None:
@@ -261,7 +261,9 @@ class LLMSession:
 
     def on_quitting(self, environment: Any, **_: Any) -> None:
         """At quitting (listeners fire in reverse then; this one runs after the master's): the workers stop before
-        their mock server."""
+        their mock server; a worker's messages still queued (its final count, its quit) are written out."""
         if self.mock is not None:
             self.mock.stop()
             self.mock = None
+        if environment is self.environment and isinstance(environment.runner, WorkerRunner):
+            distributed.flush_to_master(environment.runner)
