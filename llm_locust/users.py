@@ -64,7 +64,7 @@ from .measure.record import FIELDS, STATUS_CANCELLED, STATUS_FAILED
 from .measure.stream import StreamResult, parse_lines, read_response
 from .prompts import Prompt
 from .protocols import Protocol
-from .run import LLMRun, Target, current_run
+from .run import LLMRun, Prepared, Target, current_run
 from .sender import Sender
 
 #: lines parsed per step of a request's bookkeeping (about 1 µs each): bounds how long one step holds the loop
@@ -213,7 +213,7 @@ class LLMUser(FastHttpUser):
         return True
 
     def _book(
-        self, raw: Any, out: StreamResult, target: Target, prompt: Prompt, prep: Any, request_id: str,
+        self, raw: Any, out: StreamResult, target: Target, prompt: Prompt, prep: Prepared, request_id: str,
         start_wall: float, t0: int, wait: float, on_booked: Callable[[], None] | None, warmup: bool, ticket: Any,
     ) -> Iterator[None]:
         """The tail of one request, in bounded steps (a job of :class:`~llm_locust.bookkeeper.Bookkeeper`). If a
@@ -233,7 +233,7 @@ class LLMUser(FastHttpUser):
                 on_booked()
 
     def _book_broken(
-        self, raw: Any, out: StreamResult, target: Target, prompt: Prompt, prep: Any, request_id: str,
+        self, raw: Any, out: StreamResult, target: Target, prompt: Prompt, prep: Prepared, request_id: str,
         start_wall: float, t0: int, exc: Exception,
     ) -> None:
         """Book a request whose bookkeeping raised ``exc``: a failed record of what is known without parsing."""
@@ -256,7 +256,7 @@ class LLMUser(FastHttpUser):
         self._fire(raw, target, prompt, prep, start_wall, record, elapsed, 0, error)
 
     def _book_steps(
-        self, raw: Any, out: StreamResult, target: Target, prompt: Prompt, prep: Any, request_id: str,
+        self, raw: Any, out: StreamResult, target: Target, prompt: Prompt, prep: Prepared, request_id: str,
         start_wall: float, t0: int, wait: float, warmup: bool, ticket: Any, fired: list[bool],
     ) -> Iterator[None]:
         secrets = self.llm.secrets()
@@ -282,7 +282,7 @@ class LLMUser(FastHttpUser):
                    record["output_tokens"] or 0, out.error)
 
     def _fire(
-        self, raw: Any, target: Target, prompt: Prompt, prep: Any, start_wall: float, record: Any,
+        self, raw: Any, target: Target, prompt: Prompt, prep: Prepared, start_wall: float, record: Any,
         response_time: float, length: int, exception: BaseException | None,
     ) -> None:
         """Locust's request event for one LLM call, with the fields ``FastHttpSession`` gives it: ``request_type`` =
