@@ -69,7 +69,7 @@ class Target:
         self.reasoning = reasoning  # the --reasoning option; the target's and a prompt's own setting win
         self.name = spec.name
         #: the host without a ``user:password@`` part, which goes out as basic auth instead (and is never shown)
-        self.host, self.basic_auth = split_credentials(spec.host)  # basic_auth: the Authorization value or None
+        self.host, self.basic_auth, host_secrets = split_credentials(spec.host)
         self.model = spec.model
         self.api_key = api_key
         self.protocol: Protocol = get_protocol(spec.api)(
@@ -89,7 +89,7 @@ class Target:
         #: every credential this target sends: removed from error messages and anything else the run shows
         self.secrets: tuple[str, ...] = tuple(dict.fromkeys([*([api_key] if api_key else []),
                                                              *self.protocol.secrets(api_key),
-                                                             *host_secrets(spec.host)]))
+                                                             *host_secrets]))
 
     def prepare(self, prompt: Prompt, default_limit: int | None) -> Prepared:
         """The request for ``prompt``, made once per (name, text, limit); a session's turn (``prompt.session``) is
@@ -258,23 +258,18 @@ class LLMRun:
         return self._secrets
 
 
-def split_credentials(host: str) -> tuple[str, str | None]:
-    """``host`` without its ``user:password@`` part, and that part as a basic-auth ``Authorization`` value
-    (percent-decoded, as ``FastHttpSession`` reads it), or None when it has none."""
+def split_credentials(host: str) -> tuple[str, str | None, tuple[str, ...]]:
+    """``host`` without its ``user:password@`` part; that part as a basic-auth ``Authorization`` value
+    (percent-decoded, as ``FastHttpSession`` reads it), or None when it has none; and the secrets it carries (the
+    password as written and decoded, and the header value)."""
     parts = urlsplit(host)
     if parts.username is None:
-        return host, None
-    token = base64.b64encode(f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode()
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])), f"Basic {token}"
-
-
-def host_secrets(host: str) -> tuple[str, ...]:
-    """The secrets a host URL carries: its password as written and decoded, and its basic-auth value."""
-    parts = urlsplit(host)
-    if parts.username is None:
-        return ()
-    raw = parts.netloc.rpartition("@")[0].partition(":")[2]
-    return tuple(dict.fromkeys(s for s in (raw, unquote(raw), split_credentials(host)[1]) if s))
+        return host, None, ()
+    userinfo, _, netloc = parts.netloc.rpartition("@")
+    password = userinfo.partition(":")[2]
+    auth = "Basic " + base64.b64encode(f"{unquote(parts.username)}:{unquote(password)}".encode()).decode()
+    secrets = tuple(dict.fromkeys(s for s in (password, unquote(password), auth) if s))
+    return urlunsplit(parts._replace(netloc=netloc)), auth, secrets
 
 
 def new_run_id() -> str:
