@@ -15,11 +15,6 @@ its raw records instead, so the master's reports have exact percentiles over eve
   before the workers are even told to stop. The plugin takes the run time over and calls ``runner.stop()`` first
   (workers stop, their finals arrive, the report is written), then ``runner.quit()``. Ctrl-C/SIGTERM on the master
   do the same through a ``quitting`` listener registered ahead of the master's own.
-* **A worker's last messages.** Locust sends without blocking: a message waits in ZeroMQ's queue until its I/O
-  thread writes it, and a process that exits first drops it (pyzmq does not wait at exit). A worker that quits as
-  soon as its share of ``--max-requests`` is done exits within milliseconds of its final count, so at quitting,
-  once its runner's greenlets have ended, :func:`flush_to_master` closes its socket with a linger and waits, up
-  to ``FLUSH_S``, until everything queued is written.
 """
 
 from __future__ import annotations
@@ -37,25 +32,9 @@ logger = logging.getLogger(__name__)
 
 #: seconds the master waits at test stop for the workers' final counts (workers that go away are not waited for)
 FINAL_WAIT_S = 15.0
-#: seconds a quitting worker waits for its queued messages (final count, quit) to be written to the master
-FLUSH_S = 2.0
 MSG_HELLO = "llm_hello"
 MSG_FINAL = "llm_final"
 REPORT_KEY = "llm"
-
-
-def flush_to_master(runner: Any, timeout_s: float = FLUSH_S) -> None:
-    """Write a quitting worker's queued messages before the process exits (see the module docs): close its socket
-    with a linger of ``timeout_s`` and end its ZeroMQ context, which returns once the queue is empty (or the
-    linger is up). Only once the runner's greenlets have ended: none of them may send on the closed socket."""
-    if len(runner.greenlet):  # still running (a SIGTERM's shutdown): leave the socket to Locust
-        return
-    sock = runner.client.socket
-    try:
-        sock.close(linger=int(timeout_s * 1000))
-        sock.context.term()
-    except Exception as e:  # already closed, or ZeroMQ refused: nothing more to do at exit
-        logger.debug("llm-locust: flushing the worker's messages failed: %s", e)
 
 
 def pack(records: list[Record]) -> list[list[Any]]:

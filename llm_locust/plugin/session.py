@@ -261,9 +261,7 @@ class LLMSession:
 
     def on_quitting(self, environment: Any, **_: Any) -> None:
         """At quitting (listeners fire in reverse then; this one runs after the master's): the workers stop before
-        their mock server; a worker's messages still queued (its final count, its quit) are written out."""
+        their mock server."""
         if self.mock is not None:
             self.mock.stop()
             self.mock = None
-        if environment is self.environment and isinstance(environment.runner, WorkerRunner):
-            distributed.flush_to_master(environment.runner)
