@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-import selectors
+import select
 import shutil
 import signal
 import subprocess
@@ -372,30 +372,28 @@ def test_a_process_that_was_not_running_is_flagged_as_starved(tmp_path):
     """A real run whose Locust process is stopped (SIGSTOP) for a second after its users are spawned, as a
     scheduler that gives the cores to other processes does: its monitor books a second of lateness with no CPU
     time behind it, and the run is invalid with the starved fix."""
-    # 8 requests of >= 2.45 s on 2 users: the run lasts >= 9.8 s after its users are spawned, so the pause falls
-    # inside it even when this test process is slow to read the line (40 requests of 0.15 s, then 8 of 1.05 s: in
-    # CI's parallel suite the run ended first, once each)
+    # 8 requests of >= 1.05 s on 2 users: the run lasts >= 4.2 s after its users are spawned. The log is read from
+    # the pipe's file descriptor, not with readline() after a select(): that left the line in Python's buffer until
+    # Locust wrote again, at the end of the run, so the pause came too late (it failed under load, whatever the
+    # run's length)
     cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless", "-u", "2", "-r", "2",
            "--max-requests", "8", "--prompt-file", PROMPTS, "--report-dir", str(tmp_path / "reports"),
-           "--only-summary", "--mock-server-args", "--ttft-ms 50 --output-tokens 200 --itl-ms 12"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=os.environ.copy())
-    seen = []
+           "--only-summary", "--mock-server-args", "--ttft-ms 50 --output-tokens 200 --itl-ms 5"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
+    seen = b""
     try:
-        deadline = time.monotonic() + 60
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stderr, selectors.EVENT_READ)
-            while not any("All users spawned" in line for line in seen) and time.monotonic() < deadline:
-                if sel.select(timeout=1):
-                    line = proc.stderr.readline()
-                    if not line:
-                        break
-                    seen.append(line)
-        assert any("All users spawned" in line for line in seen), "".join(seen)[-3000:]
+        deadline, fd = time.monotonic() + 60, proc.stderr.fileno()
+        while b"All users spawned" not in seen and time.monotonic() < deadline:
+            if select.select([fd], [], [], 1)[0]:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                seen += chunk
+        assert b"All users spawned" in seen, seen.decode(errors="replace")[-3000:]
         os.kill(proc.pid, signal.SIGSTOP)
         time.sleep(1.0)
         os.kill(proc.pid, signal.SIGCONT)
-        _, err = proc.communicate(timeout=90)
+        err = proc.communicate(timeout=90)[1].decode(errors="replace")
     finally:
         if proc.poll() is None:
             proc.kill()
