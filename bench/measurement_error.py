@@ -16,8 +16,9 @@ Load generators (``--profiles``), each a closed loop of N users streaming back t
 * ``full``: the bundled ``locustfile.py`` (llm-locust's ``LLMUser``: SSE decoder, JSON parse per chunk,
   ``StreamClock``, and per request the record with tiktoken count, price, live view and a flushed CSV row);
 * ``bare``: ``bench/bare_locustfile.py``, a FastHttpUser that sends the same body and only stamps lines;
-* ``full-freeze``: ``full`` with ``gc.collect(); gc.freeze()`` at test start (a candidate fix, applied here by
-  the benchmark's wrapper locustfile, not by llm-locust).
+* ``full-reader``: ``full`` with the lines stamped by the reader's clock (``perf_counter_ns`` when ``readline``
+  returns them), not the kernel's arrival stamps (:mod:`llm_locust.recvclock` off, by the benchmark's wrapper
+  locustfile): the clock of every release before issue 14's seventh pass, and of TLS connections.
 
 Scenarios (mock server ``--ttft-ms 50`` unless said otherwise):
 
@@ -325,8 +326,8 @@ def run_once(
     cmd = [*locust_command(), "--headless", "-u", str(users), "-r", str(users), "-t", f"{duration:g}s", "-H", url]
     cmd += ["--only-summary", "--loglevel", "WARNING", "--stop-timeout", "0"]
     target = BARE_LOCUSTFILE if profile == "bare" else FULL_LOCUSTFILE
-    if gc_probe or write_probe or profile == "full-freeze":
-        target = write_gc_probe(workdir, target, freeze=profile == "full-freeze", writes=write_probe)
+    if gc_probe or write_probe or profile == "full-reader":
+        target = write_gc_probe(workdir, target, reader_clock=profile == "full-reader", writes=write_probe)
     cmd += ["-f", str(target)]
     if profile == "bare":
         cmd += ["--bare-body", str(inputs[1]), "--bare-out", str(workdir / "bare.csv")]
@@ -397,11 +398,10 @@ def _gc_callback(phase, info):
 gc.callbacks.append(_gc_callback)
 
 
-@events.test_start.add_listener
-def _test_start(**_):
-    if {freeze}:  # the fix under test: move everything allocated so far out of the collector's sight
-        gc.collect()
-        gc.freeze()
+if {reader_clock}:  # full-reader: no kernel arrival stamps, the lines are timed when the reader gets them
+    import llm_locust.recvclock
+
+    llm_locust.recvclock.instrument = lambda pool: None
 
 
 @events.quitting.add_listener
@@ -431,7 +431,7 @@ if {writes}:
 
     gevent.socket.socket.sendall = _probed_sendall
     _recvs = [0]  # recv calls that returned data: wake-ups of the reader (fewer when chunks queue up)
-    for _name in ("recv", "recv_into"):
+    for _name in ("recv", "recv_into", "recvmsg"):
         def _counted(self, *a, _orig=getattr(gevent.socket.socket, _name), **k):
             r = _orig(self, *a, **k)
             if r:
@@ -452,13 +452,14 @@ if {writes}:
 """
 
 
-def write_gc_probe(workdir: Path, target: Path, freeze: bool, writes: bool = False) -> Path:
+def write_gc_probe(workdir: Path, target: Path, reader_clock: bool, writes: bool = False) -> Path:
     """A locustfile that imports ``target``'s users and records every garbage collection (generation, start, ns);
-    with ``writes``, also when each request's ``sendall`` started and returned (the write probe)."""
+    with ``reader_clock``, without the kernel's arrival stamps; with ``writes``, also when each request's
+    ``sendall`` started and returned (the write probe)."""
     path = workdir / f"gc_probe_{target.stem}.py"
     path.write_text(
         GC_PROBE.format(
-            target=target, folder=str(target.parent), module=target.stem, freeze=freeze, writes=writes,
+            target=target, folder=str(target.parent), module=target.stem, reader_clock=reader_clock, writes=writes,
             out=str(workdir / "gc.json"),
         ),
         encoding="utf-8",
@@ -1024,8 +1025,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=15.0, help="seconds per run (default %(default)s)")
     p.add_argument("--out", default=None, help="JSON results (default bench/results.json; with --quick a file in the "
                    "temp dir, so a smoke check never overwrites the real results)")
-    p.add_argument("--profiles", default="full,bare", help="load generators to measure: full, bare, full-freeze "
-                   "(the full profile with gc.freeze() at test start) (default %(default)s)")
+    p.add_argument("--profiles", default="full,bare", help="load generators to measure: full, bare, full-reader "
+                   "(the full profile timing lines by the reader's clock) (default %(default)s)")
     p.add_argument("--ttft-ms", type=float, default=50.0, help="mock TTFT (default %(default)s)")
     p.add_argument("--itl-ms", type=float, default=10.0, help="mock ITL of the error scenario (default %(default)s)")
     p.add_argument("--tokens", type=int, default=64, help="output tokens, error scenario (default %(default)s)")
@@ -1104,7 +1105,7 @@ def main(argv: list[str] | None = None) -> int:
             plan.append(("short", prof, args.short_users, short, 0.0))
     if args.py_spy > 0:
         mock_args = [*base, "--itl-ms", f"{args.py_spy_itl_ms:g}", "--output-tokens", str(args.max_tokens)]
-        for prof in (p for p in profiles if p != "full-freeze"):
+        for prof in (p for p in profiles if p != "full-reader"):
             plan.append(("py-spy", prof, args.max_users, mock_args, args.py_spy))
             if not args.skip_short:
                 plan.append(("py-spy-short", prof, args.short_users, short, args.py_spy))

@@ -41,6 +41,8 @@ from gevent.monkey import get_original
 from geventhttpclient.client import HTTPClient, HTTPClientPool
 from geventhttpclient.url import URL
 
+from . import recvclock
+
 _select = get_original("select", "select")
 #: a held hand-over yields (instead of sleeping on a timer) this close to its time
 SPIN_NS = 1_000_000
@@ -50,10 +52,11 @@ logger = logging.getLogger(__name__)
 class SendClock:
     """``t_ns``: ``perf_counter_ns()`` when the last request's connection was handed over for its write."""
 
-    __slots__ = ("fresh", "hold_ns", "spin_ns", "t_ns")
+    __slots__ = ("fresh", "hold_ns", "sock", "spin_ns", "t_ns")
 
     def __init__(self) -> None:
         self.t_ns = 0
+        self.sock: Any = None  # the connection handed over last: the response is read from it (llm_locust.recvclock)
         self.fresh = False
         self.hold_ns = 0  # hand the next connection over no earlier than this perf_counter_ns() (0: at once)
         self.spin_ns = SPIN_NS  # the part of that wait spent yielding rather than on a timer
@@ -95,7 +98,7 @@ def instrument(pool: Any, clock: SendClock) -> None:
             hold_until(clock.hold_ns, clock.spin_ns)
             clock.hold_ns = 0
         clock.fresh = False
-        sock = get_socket()
+        sock = clock.sock = get_socket()
         if not clock.fresh:
             clock.t_ns = now()
         return sock
@@ -120,6 +123,7 @@ class StampingClientPool(HTTPClientPool):
         if client is None:
             client = self.clients[key] = HTTPClient.from_url(url, **self.client_args)
             instrument(client._connection_pool, self.clock)
+            recvclock.instrument(client._connection_pool)  # its connections keep the kernel's arrival stamps
         return client
 
 

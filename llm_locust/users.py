@@ -34,7 +34,9 @@ the response is read, and stamps the arrival's fields into the record (backoff i
   connection like the others;
 * the body is read by :func:`~llm_locust.measure.stream.read_response` with geventhttpclient's ``readline(b"\\n")``
   (that returns a line as soon as it is buffered; FastHttpUser's own ``iter_content``/``iter_lines`` wait for
-  1 KB), each line stamped with ``time.perf_counter_ns()`` and kept, nothing parsed;
+  1 KB), each line stamped and kept, nothing parsed. The stamp is the kernel's time of the arrival of the read
+  that brought the line (:mod:`llm_locust.recvclock`: Linux, plain TCP), so the greenlets that ran before this one
+  got its line do not count; else ``time.perf_counter_ns()`` when ``readline`` returned it;
 * the rest (parsing, :func:`~llm_locust.measure.build.build_record`, the request event, the CSV row, the live view)
   is a job for the run's :class:`~llm_locust.bookkeeper.Bookkeeper`, which runs it in bounded steps when the event
   loop is idle; the user sends its next request at once. The request event fires when the job ends.
@@ -64,6 +66,7 @@ from .measure.record import FIELDS, STATUS_CANCELLED, STATUS_FAILED, Record
 from .measure.stream import StreamResult, parse_lines, read_response
 from .prompts import Prompt
 from .protocols import Protocol
+from .recvclock import line_clock
 from .run import LLMRun, Prepared, Target, current_run
 from .sender import Sender
 
@@ -161,7 +164,7 @@ class LLMUser(FastHttpUser):
         warm = llm.warmup.take()  # decided at send (llm_locust.warmup)
         out = StreamResult(self.protocol)
         clock = self._send_clock
-        clock.t_ns = 0
+        clock.t_ns, clock.sock = 0, None
         clock.hold_ns = ticket.ready_ns() if ticket is not None else 0  # open loop: written at its time (sendclock)
         if ticket is not None:
             clock.spin_ns = ticket.spin_ns
@@ -173,7 +176,8 @@ class LLMUser(FastHttpUser):
         try:
             try:
                 raw = self._sender.send(prep.url, prep.body, headers)
-                read_response(out, raw.status_code, raw.info(), raw, llm.secrets(), llm.max_response_bytes)
+                read_response(out, raw.status_code, raw.info(), raw, llm.secrets(), llm.max_response_bytes,
+                              line_clock(clock.sock))  # the kernel's arrival stamps of the connection, if it has them
             except gevent.Timeout as t:
                 if t is not timer:
                     raise

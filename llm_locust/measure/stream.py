@@ -14,7 +14,8 @@ protocol) and read the extra per-request fields from the headers; an error statu
 success goes to :func:`read_lines`, the hot path, which per line only:
 
 * calls ``body.readline(b"\\n")`` (geventhttpclient returns a line as soon as it is buffered), takes ``now()``
-  (``time.perf_counter_ns``) right after it returns, appends that to ``out.stamps`` (an ``array("q")``) and the
+  right after it returns (``time.perf_counter_ns``, or the connection's arrival stamp: :mod:`llm_locust.recvclock`),
+  appends that to ``out.stamps`` (an ``array("q")``) and the
   line to ``out.lines``: no Python object is made per line that the garbage collector would have to track (a
   ``(stamp, line)`` tuple per line made every young collection walk thousands of them: 2-5 ms stalls at 64
   streams).
@@ -145,11 +146,12 @@ class StreamResult:
 
 
 def read_response(
-    out: StreamResult, status: int, headers: Any, raw: Any, secrets: tuple[str, ...] = (), max_bytes: int | None = None
+    out: StreamResult, status: int, headers: Any, raw: Any, secrets: tuple[str, ...] = (), max_bytes: int | None = None,
+    now: Callable[[], int] = time.perf_counter_ns,
 ) -> None:
     """Classify an error status, or read the body's lines into ``out.lines`` (``raw``: ``read(n)``,
-    ``readline(b"\\n")``, or ``None``), at most ``max_bytes`` of them. A success is not parsed here: call
-    :func:`parse_lines` afterwards."""
+    ``readline(b"\\n")``, or ``None``), at most ``max_bytes`` of them, each stamped with ``now()`` as
+    :func:`read_lines` does. A success is not parsed here: call :func:`parse_lines` afterwards."""
     out.status = status
     proto = out.proto = out.proto.for_response(headers)
     out.fields = proto.response_fields(headers)
@@ -163,7 +165,7 @@ def read_response(
     if raw is None:
         out.fail(errors.IncompleteStream("response has no body"))
         return
-    read_lines(out, raw, max_bytes=max_bytes)
+    read_lines(out, raw, now, max_bytes)
 
 
 def _redirect(status: int, headers: Any, secrets: tuple[str, ...]) -> errors.LLMError:

@@ -10,20 +10,16 @@ with one ``sendall``. Request bodies with ``Transfer-Encoding: chunked`` are ref
 from __future__ import annotations
 
 import socket
-import struct
-import sys
 import time
 from dataclasses import dataclass, field
 
 from gevent.socket import wait_read
 
+from llm_locust import recvclock
+
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 64 * 1024 * 1024
 RECV_SIZE = 65536
-#: Linux's SO_TIMESTAMPNS (= SCM_TIMESTAMPNS), which Python's socket module does not name: the kernel stamps each
-#: received segment with CLOCK_REALTIME when it arrives on the socket (on loopback: inside the sender's send call)
-_SO_TIMESTAMPNS = 35
-_CMSG_TS = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
 
 REASONS = {
     100: "Continue", 200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
@@ -59,14 +55,8 @@ class Request:
 
 
 def stamp_arrivals(sock: socket.socket) -> bool:
-    """Have the kernel stamp what ``sock`` receives (Linux); False where it cannot."""
-    if sys.platform != "linux" or not _CMSG_TS:
-        return False
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-    except OSError:
-        return False
-    return True
+    """Have the kernel stamp what ``sock`` receives (Linux); False where it cannot (:mod:`llm_locust.recvclock`)."""
+    return recvclock.enable(sock)
 
 
 class Connection:
@@ -93,14 +83,12 @@ class Connection:
         try:
             if not self._stamps:
                 return self.sock.recv(RECV_SIZE)
-            data, anc, _, _ = self.sock.recvmsg(RECV_SIZE, _CMSG_TS)
+            data, anc, _, _ = self.sock.recvmsg(RECV_SIZE, recvclock.ANC_SIZE)
         except (ConnectionError, TimeoutError, OSError):
             return b""
-        for level, kind, cdata in anc:
-            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(cdata) >= 16:
-                sec, nsec = struct.unpack("qq", cdata[:16])
-                # CLOCK_REALTIME -> the perf_counter_ns clock (CLOCK_MONOTONIC), by their offset now
-                self._arrive_ns = sec * 1_000_000_000 + nsec - (time.time_ns() - time.perf_counter_ns())
+        arrive = recvclock.kernel_ns(anc)  # CLOCK_REALTIME -> the perf_counter_ns clock
+        if arrive is not None:
+            self._arrive_ns = arrive
         return data
 
     def read_request(self) -> Request | None:

@@ -1,0 +1,112 @@
+"""The receive clock: a line of a stream is stamped with the kernel's time of its bytes' arrival, not the reader's.
+
+A reader that stamps a line with ``time.perf_counter_ns()`` when ``readline`` returns it counts every other
+greenlet that ran in between as latency: with a batching server, whose streams all get their token at the same
+decode step, 128 chunks arrive together and the last stream to be read is stamped ~128 chunks' work late (4-8 ms
+p99 at 128 streams on the bench machine: docs/performance.md, "seventh pass"). The kernel knows better: on Linux,
+with ``SO_TIMESTAMPNS`` set on a socket, every TCP segment it receives is stamped as it arrives (on loopback, inside
+the sender's ``send``; from a network, as the packet is taken off the NIC), and ``recvmsg`` returns the stamp of
+the last segment it read.
+
+* :class:`StampedSocket` is the gevent socket of a user's plain-TCP connections (:func:`instrument` makes a
+  geventhttpclient ``ConnectionPool`` create them): its ``recv`` is a ``recvmsg`` that keeps that stamp, moved to
+  the ``perf_counter_ns`` clock, in ``arrive_ns``.
+* :func:`line_clock` gives the stream reader (:func:`llm_locust.measure.stream.read_lines`) its clock: the
+  connection's ``arrive_ns`` when ``readline`` returns. ``readline`` returns as soon as a line is complete, so the
+  last read on the connection is the one that brought the line's end (or an earlier one that brought the line
+  whole): the line's stamp is when its bytes arrived, whatever ran before the reader got them.
+
+The same rule covers the response head: the first token may come in the read that brought the headers.
+
+Limits, each falling back to ``perf_counter_ns()`` when ``readline`` returns, the clock of every other client:
+
+* one ``recvmsg`` that takes several segments carries the last one's stamp. A reader later than the gap between two
+  chunks stamps the first with the second's arrival: late by that gap, but never later than its own clock;
+* TLS: the TLS layer reads the socket itself, so its reads carry no stamp (an https endpoint is timed as before);
+* outside Linux, and where the kernel refuses the option.
+
+The kernel's stamp is ``CLOCK_REALTIME``; it is moved to ``perf_counter_ns`` (``CLOCK_MONOTONIC``) by the two
+clocks' offset read at each receive, so a step of the wall clock between two reads moves nothing. NTP's rate
+corrections slew both clocks alike.
+
+Use::
+
+    instrument(pool)                   # once per connection pool (llm_locust.sendclock does it for a user's pools)
+    now = line_clock(sock)             # sock: the connection handed over for this request (SendClock.sock)
+    read_lines(out, raw, now=now)      # every line's stamp: now() right after readline returned it
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gevent.socket
+
+#: Linux's SO_TIMESTAMPNS (= SCM_TIMESTAMPNS), which Python's socket module does not name
+SO_TIMESTAMPNS = 35
+#: room for its control message (a struct timespec)
+ANC_SIZE = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
+_TIMESPEC = struct.Struct("qq").unpack_from
+_now = time.perf_counter_ns
+_wall = time.time_ns
+
+
+def enable(sock: Any) -> bool:
+    """Have the kernel stamp what ``sock`` receives (Linux); False where it cannot."""
+    if sys.platform != "linux" or not ANC_SIZE:
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
+def kernel_ns(ancdata: list[tuple[int, int, bytes]]) -> int | None:
+    """The kernel's receive stamp in ``recvmsg``'s ancillary data, on the ``perf_counter_ns`` clock; None if absent."""
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+            sec, nsec = _TIMESPEC(data)
+            return sec * 1_000_000_000 + nsec - (_wall() - _now())
+    return None
+
+
+class StampedSocket(gevent.socket.socket):
+    """A gevent socket whose ``recv`` keeps the kernel's arrival stamp of what it read in ``arrive_ns``."""
+
+    __slots__ = ("arrive_ns",)
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.arrive_ns = 0
+        enable(self)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data, anc, _, _ = self.recvmsg(bufsize, ANC_SIZE, flags)
+        if anc:
+            sec, nsec = _TIMESPEC(anc[0][2])  # SO_TIMESTAMPNS is the only option set: its message is the only one
+            self.arrive_ns = sec * 1_000_000_000 + nsec - (_wall() - _now())
+        else:  # no segment stamped (the peer closed: b""), or the kernel refused the option
+            self.arrive_ns = _now()
+        return data
+
+    def stamp(self) -> int:
+        """When the bytes of the last read arrived (``perf_counter_ns`` clock)."""
+        return self.arrive_ns
+
+
+def instrument(pool: Any) -> None:
+    """Make ``pool`` (a geventhttpclient ``ConnectionPool``) open :class:`StampedSocket` connections (Linux)."""
+    if sys.platform != "linux" or not ANC_SIZE:
+        return
+    pool._create_tcp_socket = StampedSocket
+
+
+def line_clock(sock: Any) -> Callable[[], int]:
+    """The clock that stamps the lines read from ``sock``: its arrival stamps if it keeps them, else the reader's."""
+    return sock.stamp if type(sock) is StampedSocket else _now
