@@ -107,6 +107,11 @@ def instrument(pool: Any) -> None:
     pool._create_tcp_socket = StampedSocket
 
 
+def stamps(url: str) -> bool:
+    """Whether the lines of responses from ``url`` get the kernel's arrival stamps here (Linux, plain HTTP)."""
+    return sys.platform == "linux" and bool(ANC_SIZE) and url.lower().startswith("http://")
+
+
 def line_clock(sock: Any) -> Callable[[], int]:
     """The clock that stamps the lines read from ``sock``: its arrival stamps if it keeps them, else the reader's."""
     return sock.stamp if type(sock) is StampedSocket else _now

@@ -3,7 +3,9 @@
 Every llm-locust process (local runner, master, each worker) runs a :class:`Monitor` greenlet from test start to
 test stop. It sleeps :data:`TICK_S` and books how late it woke up, once for every tick due in that time (the
 *event-loop lag*, sampled every :data:`TICK_S` of wall time: while the loop is busy with other greenlets, every
-stream's next line waits that long before its time is taken, so TTFT and ITL figures may be late by up to that),
+stream's next line waits that long before it is read: lines stamped by the reader's clock (TLS) are late by up to
+that; with the kernel's arrival stamps (:mod:`llm_locust.recvclock`) a lag longer than the gap between two chunks
+makes one read take both, and the first is stamped with the second's arrival),
 and about every :data:`CPU_EVERY_S` s the process's CPU use (``psutil``, % of one core).
 Each late tick is also split: the part of its lateness the process's own CPU time over the tick cannot explain is
 *CPU wait* (``cpu_wait_ms``): the process was ready to run but other processes held the cores (on a machine it

@@ -183,6 +183,18 @@ def test_startup_message_names_the_per_process_figure_and_the_way_past_it():
     many = headroom.streams_within_1ms(5) + 1
     assert f"{many} users in one process" in headroom.startup_message(many)
     assert "users in one process" not in headroom.startup_message(1)
+    # lines timed by the reader's clock (TLS, not Linux): its own, lower figure, and the message says why
+    reader = headroom.startup_message(None, "reader")
+    assert f"{headroom.streams_within_1ms(5, 'reader')} at ITL 5 ms" in reader and "reader's clock" in reader
+    assert headroom.streams_within_1ms(5, "reader") < at5 and "reader's clock" not in msg
+
+
+def test_only_plain_http_on_linux_gets_the_kernels_arrival_stamps():
+    from llm_locust import recvclock
+
+    linux = sys.platform == "linux"
+    assert recvclock.stamps("http://127.0.0.1:8000") is linux and recvclock.stamps("HTTP://h") is linux
+    assert not recvclock.stamps("https://api.openai.com")
 
 
 def test_a_prompt_is_drawn_by_bisection_as_random_choices_draws_it():

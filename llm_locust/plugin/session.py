@@ -37,7 +37,7 @@ from typing import Any
 import gevent
 from locust.runners import MasterRunner, WorkerRunner
 
-from .. import distributed, headroom, runinfo, validity
+from .. import distributed, headroom, recvclock, runinfo, validity
 from ..backoff import Policy
 from ..capacity import CapacityShape
 from ..live import LiveView
@@ -184,7 +184,8 @@ class LLMSession:
             logger.info(
                 "llm-locust: %s %s @ %s; per-request log %s", run.api, run.model, run.host, run.recorder.csv_path
             )
-            logger.info(headroom.startup_message(opts.num_users if opts.headless else None))
+            clock = "kernel" if all(recvclock.stamps(t.host) for t in run.targets) else "reader"
+            logger.info(headroom.startup_message(opts.num_users if opts.headless else None, clock))
         dispatch.start(environment, run)  # open loop only; last: the arrival timeline starts once the set-up is done
 
     def on_spawning_complete(self, user_count: int, **_: Any) -> None:
