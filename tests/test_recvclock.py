@@ -33,9 +33,36 @@ def _pair() -> tuple[StampedSocket, socket.socket]:
     return client, peer
 
 
+def _stamping_on() -> bool:
+    """Whether the kernel stamps received segments now (a plain pair, read with recvmsg)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    with server, socket.create_connection(server.getsockname()) as a:
+        b, _ = server.accept()
+        with b:
+            recvclock.enable(a)
+            b.sendall(b"x")
+            _, anc, _, _ = a.recvmsg(16, recvclock.ANC_SIZE)
+            return recvclock.kernel_ns(anc) is not None
+
+
+@linux
+def test_the_kernel_keeps_stamping_once_a_stamped_socket_was_made():
+    """Linux turns stamping on some time after a socket asks (deferred), and off when the last one closes: a fresh
+    connection could miss its first stamps. The module keeps one socket asking, so once it was asked, it stays on."""
+    StampedSocket(socket.AF_INET, socket.SOCK_STREAM).close()
+    for _ in range(200):  # the deferred switch-on: at most a few ms, in practice
+        if _stamping_on():
+            break
+        time.sleep(0.01)
+    # every fresh pair from now on is stamped, though no StampedSocket is open: the keeper asks
+    assert recvclock._keeper and all(_stamping_on() for _ in range(50))
+
+
 @linux
 def test_a_stamped_socket_keeps_when_the_bytes_arrived_not_when_they_were_read():
     client, peer = _pair()
+    while not _stamping_on():  # the kernel's deferred switch-on (the test above)
+        time.sleep(0.01)
     try:
         t_a = now()
         peer.sendall(b"data: x\n\n")
@@ -43,8 +70,9 @@ def test_a_stamped_socket_keeps_when_the_bytes_arrived_not_when_they_were_read()
         time.sleep(0.05)  # the reader is late: a greenlet that held the loop
         assert client.recv(4096) == b"data: x\n\n"
         t_read = now()
-        assert t_a <= client.arrive_ns <= t_b
-        assert t_read - client.arrive_ns >= 50_000_000
+        # stamped in the sender's send (on loopback), or by the softirq right after it: not at the read, 50 ms later
+        assert t_a <= client.arrive_ns <= t_b + 5_000_000
+        assert t_read - client.arrive_ns >= 45_000_000
         stamp = line_clock(client)
         assert stamp() == client.arrive_ns
 
@@ -56,7 +84,7 @@ def test_a_stamped_socket_keeps_when_the_bytes_arrived_not_when_they_were_read()
         t_d = now()
         time.sleep(0.02)
         assert client.recv(4096) == b"data: y\n\ndata: z\n\n"
-        assert t_c <= client.arrive_ns <= t_d
+        assert t_c <= client.arrive_ns <= t_d + 5_000_000
 
         # the peer's close: nothing stamped, the reader's clock
         peer.close()
