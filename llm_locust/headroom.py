@@ -19,11 +19,13 @@ from __future__ import annotations
 
 #: chunks per second one process reads with its own TTFT error within 1 ms p99, by the clock that stamps its lines
 #: (10-s runs of bench/measurement_error.py on one core of a 2-vCPU AMD EPYC KVM guest, seventh pass of issue 14):
-#: - "kernel", the kernel's arrival stamps (llm_locust.recvclock: plain HTTP on Linux): 128 streams at ITL 5 ms
-#:   (18.1-18.2 k chunks/s) p99 0.07 and 0.08 ms; 160 streams (22.3-23.5 k) 0.02 and 7.5 ms (a 22-ms collection);
+#: - "kernel", the kernel's arrival stamps (llm_locust.recvclock: plain HTTP on Linux): 192 streams at ITL 5 ms
+#:   (26.8-26.9 k chunks/s, 81-82 % CPU) p99 0.042 and 0.043 ms; 256 streams (35.5-35.7 k, 93-94 % CPU) 0.042-0.047
+#:   ms in three runs. Beyond, the process is saturated: a reader more than one ITL late reads two chunks at once
+#:   and the first takes the second's stamp. 30 k keeps a margin below the core's end;
 #: - "reader", perf_counter_ns when readline returns (TLS, other systems): 48 streams (7.3 k) 0.37 and 3.3 ms,
-#:   64 streams (9.0-9.8 k) 0.57, 1.9 and 2.1 ms: a late reader's stalls show in every stream it reads.
-CHUNKS_PER_S_WITHIN_1MS = {"kernel": 18_000, "reader": 7_000}
+#:   64 streams (9.0-9.8 k) 0.38-2.1 ms in four runs: every stall of the loop shows in the streams it delays.
+CHUNKS_PER_S_WITHIN_1MS = {"kernel": 30_000, "reader": 7_000}
 #: the inter-token latencies the message quotes, in ms
 QUOTED_ITL_MS = (5, 20, 50)
 
