@@ -2,11 +2,11 @@
 
 A reader that stamps a line with ``time.perf_counter_ns()`` when ``readline`` returns it counts every other
 greenlet that ran in between as latency: with a batching server, whose streams all get their token at the same
-decode step, 128 chunks arrive together and the last stream to be read is stamped ~128 chunks' work late (4-8 ms
-p99 at 128 streams on the bench machine: docs/performance.md, "seventh pass"). The kernel knows better: on Linux,
-with ``SO_TIMESTAMPNS`` set on a socket, every TCP segment it receives is stamped as it arrives (on loopback, inside
-the sender's ``send``; from a network, as the packet is taken off the NIC), and ``recvmsg`` returns the stamp of
-the last segment it read.
+decode step, 128 chunks arrive together and the last stream to be read is stamped ~128 chunks' work late (1-8 ms
+at p99 from 64 streams on, in every earlier pass of docs/performance.md; 0.02 ms with this module: "seventh pass").
+The kernel knows better: on Linux, with ``SO_TIMESTAMPNS`` set on a socket, every TCP segment it receives is
+stamped as it arrives (on loopback, inside the sender's ``send``; from a network, as the packet is taken off the
+NIC), and ``recvmsg`` returns the stamp of the last segment it read.
 
 * :class:`StampedSocket` is the gevent socket of a user's plain-TCP connections (:func:`instrument` makes a
   geventhttpclient ``ConnectionPool`` create them): its ``recv`` waits until the socket is readable, then reads with
