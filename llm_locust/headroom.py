@@ -32,8 +32,12 @@ QUOTED_ITL_MS = (5, 20, 50)
 
 def streams_within_1ms(itl_ms: float, clock: str = "kernel") -> int:
     """Concurrent streams one process measures within 1 ms (p99, its own TTFT error) at ``itl_ms``, with ``clock``'s
-    stamps ("kernel" or "reader": :func:`llm_locust.recvclock.stamps`)."""
-    return int(CHUNKS_PER_S_WITHIN_1MS[clock] * itl_ms / 1000)
+    stamps (:func:`llm_locust.recvclock.clock_of`; "mixed" counts as "reader")."""
+    return int(_figure(clock) * itl_ms / 1000)
+
+
+def _figure(clock: str) -> int:
+    return CHUNKS_PER_S_WITHIN_1MS["kernel" if clock == "kernel" else "reader"]
 
 
 def startup_message(users: int | None = None, clock: str = "kernel") -> str:
@@ -43,10 +47,10 @@ def startup_message(users: int | None = None, clock: str = "kernel") -> str:
         f"llm-locust: one process measures TTFT within 1 ms (p99) for about {at} "
         "(docs/performance.md); beyond that use --processes N or master/worker"
     )
-    if clock == "reader":
+    if clock != "kernel":
         line += " (lines timed by the reader's clock: TLS or not Linux)"
     if users is not None and users > streams_within_1ms(QUOTED_ITL_MS[0], clock):
         line += f"; {users} users in one process are past it if the server streams faster than " + (
-            f"{1000 * users / CHUNKS_PER_S_WITHIN_1MS[clock]:.0f} ms a token"
+            f"{1000 * users / _figure(clock):.0f} ms a token"
         )
     return line

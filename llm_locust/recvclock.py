@@ -35,6 +35,7 @@ corrections slew both clocks alike.
 Use::
 
     instrument(pool)                   # once per connection pool (llm_locust.sendclock does it for a user's pools)
+    clock_of(t.host for t in targets)  # "kernel", "reader" or "mixed": what the run's reports say
     now = line_clock(sock)             # sock: the connection handed over for this request (SendClock.sock)
     read_lines(out, raw, now=now)      # every line's stamp: now() right after readline returned it
 """
@@ -143,6 +144,13 @@ def instrument(pool: Any) -> None:
 def stamps(url: str) -> bool:
     """Whether the lines of responses from ``url`` get the kernel's arrival stamps here (Linux, plain HTTP)."""
     return sys.platform == "linux" and bool(ANC_SIZE) and url.lower().startswith("http://")
+
+
+def clock_of(hosts: Any) -> str:
+    """The clock that stamps a run's lines, over its targets' ``hosts``: ``"kernel"`` (all get arrival stamps),
+    ``"reader"`` (none does) or ``"mixed"``; summary.json's ``run.line_clock`` and the start-up message's figure."""
+    kinds = {stamps(h) for h in hosts}
+    return "mixed" if len(kinds) > 1 else "kernel" if kinds == {True} else "reader"
 
 
 def line_clock(sock: Any) -> Callable[[], int]:

@@ -195,6 +195,18 @@ def test_only_plain_http_on_linux_gets_the_kernels_arrival_stamps():
     linux = sys.platform == "linux"
     assert recvclock.stamps("http://127.0.0.1:8000") is linux and recvclock.stamps("HTTP://h") is linux
     assert not recvclock.stamps("https://api.openai.com")
+    if linux:
+        assert recvclock.clock_of(["http://a", "http://b"]) == "kernel"
+        assert recvclock.clock_of(["http://a", "https://b"]) == "mixed"
+    assert recvclock.clock_of(["https://a"]) == "reader"
+    # a mixed run quotes the reader's figure
+    assert headroom_figure("mixed") == headroom_figure("reader") < headroom_figure("kernel")
+
+
+def headroom_figure(clock: str) -> int:
+    from llm_locust import headroom
+
+    return headroom.streams_within_1ms(5, clock)
 
 
 def test_a_prompt_is_drawn_by_bisection_as_random_choices_draws_it():

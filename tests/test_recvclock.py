@@ -152,6 +152,7 @@ def test_a_late_reader_still_times_tokens_by_their_arrival(tmp_path, mock_server
     rows = _check_books(run, mock)
     ok = [r for r in rows if r["status"] == "ok"]
     assert len(ok) == 6
+    assert run.summary()["run"]["line_clock"] == "kernel" and "reader's clock" not in run.stderr
     sent = {s["request_id"]: s for s in mock.sent()}
     for r in ok:
         s, t0 = sent[r["request_id"]], int(r["t0_ns"])

@@ -197,6 +197,8 @@ def test_an_https_endpoint_is_verified_against_the_trusted_certificates(server, 
     rows = _rows(trusted)
     assert [r["status"] for r in rows] == ["ok"] * 3 and [r["output_tokens"] for r in rows] == ["1"] * 3
     assert len(endpoint.seen) == 3
+    # over TLS the lines are stamped by the reader (llm_locust.recvclock), and the summary and the log say so
+    assert trusted.summary()["run"]["line_clock"] == "reader" and "reader's clock" in trusted.stderr
     trusted.report_dir.rename(tmp_path / "reports-trusted")  # the next run's reports go to a fresh folder
     untrusted = locust_run(*args, timeout=60)
     rows = _rows(untrusted)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import locust
 
-from .. import __version__, capacity, htmlreport, runinfo, servermetrics, slo, validity, warmup
+from .. import __version__, capacity, htmlreport, recvclock, runinfo, servermetrics, slo, validity, warmup
 from ..measure.record import STATUS_CANCELLED, STATUS_OK, Record
 from ..report import REPORT_FIELDS, render_console, run_window, summarize, write_reports
 from ..run import LLMRun
@@ -94,6 +94,7 @@ def run_meta(run: LLMRun, opts: Namespace, users: int, books: dict[str, Any]) ->
         "fixed_output": any(t.fixed_output for t in run.targets),
         "warmup": run.warmup.spec.describe(),
         "prompt_source": run.prompt_source,
+        "line_clock": recvclock.clock_of(t.host for t in run.targets),  # what stamped the lines (docs/metrics.md)
         "locust_version": locust.__version__,
         "llm_locust_version": __version__,
         **({"arrivals": vars(run.arrivals.settings)} if run.arrivals is not None else {}),

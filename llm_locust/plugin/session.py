@@ -184,7 +184,7 @@ class LLMSession:
             logger.info(
                 "llm-locust: %s %s @ %s; per-request log %s", run.api, run.model, run.host, run.recorder.csv_path
             )
-            clock = "kernel" if all(recvclock.stamps(t.host) for t in run.targets) else "reader"
+            clock = recvclock.clock_of(t.host for t in run.targets)
             logger.info(headroom.startup_message(opts.num_users if opts.headless else None, clock))
         dispatch.start(environment, run)  # open loop only; last: the arrival timeline starts once the set-up is done
 
