@@ -86,7 +86,8 @@ BARE_LOCUSTFILE = BENCH / "bare_locustfile.py"
 PROMPT_NAME = "bench"
 PROMPT_TEXT = "Say hello in five words."
 MODEL = "m"
-BANNER = "llm-locust mock server listening on "
+BANNERS = ("llm-locust mock server listening on ", "llm-locust truth server listening on ")
+TRUTH_SOURCE = BENCH / "truth_server.c"
 SERVER_CORE, CLIENT_CORE = 0, 1
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PCTS = (50, 90, 99)
@@ -161,8 +162,23 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def start_mock(args: list[str], workdir: Path, mode: str) -> tuple[subprocess.Popen[Any], str]:
-    cmd = [sys.executable, "-m", "llm_locust.mockserver", "--host", "127.0.0.1", "--port", "0", *args]
+def build_truth_server(workroot: Path) -> Path:
+    """Compile bench/truth_server.c (``cc -O2``) into ``workroot``; its path."""
+    exe = workroot / "truth_server"
+    if not exe.exists():
+        cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+        if cc is None:
+            raise SystemExit("--server truth needs a C compiler (cc, gcc or clang) to build bench/truth_server.c")
+        subprocess.run([cc, "-O2", "-o", str(exe), str(TRUTH_SOURCE)], check=True)
+    return exe
+
+
+def start_mock(
+    args: list[str], workdir: Path, mode: str, server: Path | None = None
+) -> tuple[subprocess.Popen[Any], str]:
+    """Start the ground-truth server (the mock, or ``server``: the built truth_server) on the server's core."""
+    exe = [str(server)] if server is not None else [sys.executable, "-m", "llm_locust.mockserver"]
+    cmd = [*exe, "--host", "127.0.0.1", "--port", "0", *args]
     err = (workdir / "mock.stderr").open("w")
     proc = spawn(cmd, SERVER_CORE, mode, stdout=subprocess.PIPE, stderr=err, text=True, env=child_env(), cwd=ROOT)
     assert proc.stdout is not None
@@ -171,13 +187,14 @@ def start_mock(args: list[str], workdir: Path, mode: str) -> tuple[subprocess.Po
         ready, _, _ = select.select([proc.stdout], [], [], 0.1)
         if ready:
             line = proc.stdout.readline()
-            if line.startswith(BANNER):
-                return proc, line[len(BANNER) :].strip()
+            for banner in BANNERS:
+                if line.startswith(banner):
+                    return proc, line[len(banner) :].strip()
             break
         if proc.poll() is not None:
             break
     stop_child(proc)
-    raise RuntimeError(f"mock server did not start: {' '.join(cmd)}; see {workdir / 'mock.stderr'}")
+    raise RuntimeError(f"server did not start: {' '.join(cmd)}; see {workdir / 'mock.stderr'}")
 
 
 def locust_command() -> list[str]:
@@ -318,11 +335,13 @@ def run_once(
     gc_probe: bool = True,
     stagger: bool = False,
     write_probe: bool = False,
+    server: Path | None = None,
 ) -> dict[str, Any]:
-    """Start the mock and Locust, run ``duration`` seconds, stop both, join the logs; return the run's figures."""
+    """Start the mock (or ``server``, the truth server) and Locust, run ``duration`` seconds, stop both, join the
+    logs; return the run's figures."""
     workdir.mkdir(parents=True, exist_ok=True)
     send_log = workdir / "send.jsonl"
-    mock, url = start_mock([*mock_args, "--send-log", str(send_log)], workdir, mode)
+    mock, url = start_mock([*mock_args, "--send-log", str(send_log)], workdir, mode, server)
     cmd = [*locust_command(), "--headless", "-u", str(users), "-r", str(users), "-t", f"{duration:g}s", "-H", url]
     cmd += ["--only-summary", "--loglevel", "WARNING", "--stop-timeout", "0"]
     target = BARE_LOCUSTFILE if profile == "bare" else FULL_LOCUSTFILE
@@ -1055,6 +1074,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "to see the run-to-run spread (default %(default)s)")
     p.add_argument("--no-gc-probe", action="store_true", help="run the locustfiles directly, without the wrapper "
                    "that records garbage-collection pauses")
+    p.add_argument("--server", choices=("mock", "truth"), default="mock", help="the ground-truth server: the mock "
+                   "(llm_locust.mockserver) or bench/truth_server.c, a light C server (built with cc) that answers "
+                   "as the mock's OpenAI chat stream does, for loads at which the mock's own read wait counts "
+                   "(default %(default)s)")
     p.add_argument("--no-micro", action="store_true", help="skip the in-process micro benchmark")
     p.add_argument("--workdir", default=None, help="keep the logs of every run here (default: a temp dir, removed)")
     args = p.parse_args(argv)
@@ -1116,6 +1139,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"machine": machine_info(mode), "args": vars(args), "runs": []}
     try:
         inputs = write_inputs(workroot)
+        server = build_truth_server(workroot) if args.server == "truth" else None
         steps = [(*step, rep) for rep in range(1, args.repeat + 1) for step in plan]
         for i, (scenario, prof, u, mock_args, spy, rep) in enumerate(steps, 1):
             label = f"{scenario} {prof} users={u} mock: {' '.join(mock_args)}"
@@ -1127,8 +1151,9 @@ def main(argv: list[str] | None = None) -> int:
                 background = wait_for_quiet(args.quiet_pct, args.quiet_wait)
                 wd = workroot / f"{i:02d}-{scenario}-{prof}-{u}-rep{rep}-try{attempt}"
                 r = run_once(prof, u, mock_args, duration, wd, inputs, mode, spy, gc_probe=not args.no_gc_probe,
-                             stagger=args.stagger, write_probe=args.write_probe)
-                r.update(scenario=scenario, background_busy_pct=background, attempt=attempt, repeat=rep)
+                             stagger=args.stagger, write_probe=args.write_probe, server=server)
+                r.update(scenario=scenario, background_busy_pct=background, attempt=attempt, repeat=rep,
+                         server=args.server)
                 t = r["ttft_err_ms"]
                 print(
                     f"    ok={r['requests'].get('ok', 0)} chunks/s={_num(r.get('chunks_per_s'), '{:.0f}')} "
