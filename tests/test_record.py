@@ -169,3 +169,20 @@ def test_the_measuring_core_imports_neither_locust_nor_gevent():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True, cwd=ROOT
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_timestamp_of_writes_what_datetime_isoformat_writes():
+    """The record's timestamp comes from a per-second cache: the same string as datetime's, at every rounding edge
+    (half a microsecond, a carry into the next second, the turn of a second, a year, a leap day)."""
+    import random
+    from datetime import UTC, datetime
+
+    from llm_locust.measure.record import timestamp_of
+
+    rng = random.Random(14)
+    edges = [1_700_000_000.0, 1_700_000_000.9999995, 1_700_000_000.0000005, 1_700_000_000.0015, 1_703_980_799.9996,
+             1_709_164_800.0, 0.0, 0.0004, 2_000_000_000.123456]
+    values = edges + [rng.uniform(0, 4e9) for _ in range(20_000)]
+    values += [1_764_730_000 + k / 1000 + rng.choice((0.0, 0.0005, 0.0004999, 0.0009999)) for k in range(5_000)]
+    for t in values:
+        assert timestamp_of(t) == datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds"), t

@@ -24,11 +24,10 @@ This is the per-request tail: it runs once per request, after the stream is read
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .metrics import timing
-from .record import STATUS_FAILED, STATUS_OK, Record
+from .record import STATUS_FAILED, STATUS_OK, Record, timestamp_of
 
 if TYPE_CHECKING:
     from ..prompts import Prompt
@@ -78,7 +77,7 @@ def build_record(
     itl = t.itl_us
     fields = out.fields
     return {
-        "timestamp": datetime.fromtimestamp(start_wall, UTC).isoformat(timespec="milliseconds"),
+        "timestamp": timestamp_of(start_wall),
         "request_id": request_id,
         "user": user,
         "target": target.name,

@@ -26,6 +26,7 @@ Adding a field: add it to :class:`Record` (CSV position = position here), to the
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any, TypedDict
 
@@ -123,3 +124,22 @@ def csv_row(record: Record) -> list[Any]:
         if v.__class__ is float:
             row[i] = round(v, 6)
     return row
+
+
+_second: list[Any] = [None, ""]  # the last second formatted: [epoch second, "YYYY-MM-DDTHH:MM:SS"]
+
+
+def timestamp_of(t: float) -> str:
+    """The record's ``timestamp`` of epoch seconds ``t``: exactly what
+    ``datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")`` writes (``2026-12-03T05:38:09.123+00:00``),
+    at a fifth of its cost: a second's date and time are formatted once (a request's tail runs this per request)."""
+    sec = int(t)
+    if t < 0:
+        return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
+    us = round((t - sec) * 1e6)  # as datetime.fromtimestamp rounds (half to even), carried into the second
+    if us >= 1_000_000:
+        sec, us = sec + 1, us - 1_000_000
+    cache = _second
+    if cache[0] != sec:
+        cache[0], cache[1] = sec, datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{cache[1]}.{us // 1000:03d}+00:00"
