@@ -206,3 +206,67 @@ def test_an_https_endpoint_is_verified_against_the_trusted_certificates(server, 
     assert {r["error"] for r in rows} == {"connection: TLS certificate not trusted (unable to get local issuer "
                                           "certificate); for your own CA set SSL_CERT_FILE=ca.pem"}
     assert "Traceback" not in untrusted.stderr and len(endpoint.seen) == 3
+
+
+def _capture_server() -> tuple[str, list[bytes], threading.Event]:
+    """A one-connection keep-alive server that keeps every request's raw bytes and answers each with the stream."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    got: list[bytes] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        buf = b""
+        with conn:
+            while not done.is_set():
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, _, rest = buf.partition(b"\r\n\r\n")
+                length = int(next(v for k, _, v in (h.partition(b": ") for h in head.split(b"\r\n"))
+                                  if k.lower() == b"content-length"))
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                got.append(head + b"\r\n\r\n" + rest[:length])
+                buf = rest[length:]
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: "
+                             + str(len(STREAM)).encode() + b"\r\n\r\n" + STREAM)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}", got, done
+
+
+def test_the_head_made_once_sends_the_bytes_httpclient_request_sends():
+    """The sender makes a prepared request's head once and puts each request's id in it: byte for byte what
+    ``HTTPClient.request`` writes for the same headers and id, request after request on one connection (the id
+    changes, the rest does not). Headers that need HTTPClient's other ways of sending (``Expect``) take it."""
+    from types import SimpleNamespace
+
+    from geventhttpclient.client import HTTPClient, HTTPClientPool
+
+    from llm_locust.sender import Sender
+
+    url, got, done = _capture_server()
+    # what Sender reads of a FastHttpSession (importing locust here would monkey-patch ssl under the TLS tests)
+    session = SimpleNamespace(client=SimpleNamespace(default_headers={}, clientpool=HTTPClientPool()))
+    sender = Sender(session)
+    body = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
+    headers = {"Content-Type": "application/json", "Accept": "text/event-stream", "Authorization": "Bearer k"}
+    for rid in ("3f8e3c52-0000-4000-8000-000000000001", "3f8e3c52-0000-4000-8000-000000000002"):
+        raw = sender.send(url + "/v1/chat/completions", body, headers, rid)
+        assert raw.status_code == 200 and raw.read() == STREAM
+        raw.release()
+    client = HTTPClient.from_url(url)
+    expected = client._build_request("POST", "/v1/chat/completions", body=body,
+                                     headers={**headers, "X-Request-Id": "3f8e3c52-0000-4000-8000-000000000002"})
+    done.set()
+    assert len(got) == 2 and got[1] == expected.encode("latin-1") + body
+    assert got[0] == got[1].replace(b"0000000002", b"0000000001")
+    assert len(sender._heads) == 1  # one head for both requests
+    with_expect = {**headers, "Expect": "100-continue"}
+    sender._head(sender._routes[url + "/v1/chat/completions"], ("k", 0, 0), body, with_expect)
+    assert sender._heads[("k", 0, 0)] is None  # HTTPClient.request sends it
