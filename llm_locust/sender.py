@@ -10,7 +10,7 @@ with :mod:`llm_locust.sendclock`'s stamp, TLS settings, proxy and timeouts) that
 for the URL, looked up once per URL, and its connection pool. The user fires Locust's request event itself, once per
 LLM call, with the same fields (:mod:`llm_locust.users`).
 
-The request's head is made once: for each prepared request (URL, headers, body) the first send has
+The request's head is made once: for each prepared request (URL, headers, body length) the first send has
 ``HTTPClient._build_request`` write the head (its validation of every header, ``Host``, ``Content-Length``, the
 proxy's form) around a marker where the ``X-Request-Id`` goes; each send after that joins the two halves with the
 request's id and the body and writes them in one ``sendall`` on a connection of the same pool, then reads the
@@ -50,8 +50,9 @@ from geventhttpclient.url import URL
 
 #: where the request id goes in a head made once (a header value no request id or header has)
 _MARK = "llm-locust-request-id-mark-5f0c2a"
-#: heads kept per user before the cache starts again (a session's every turn is a new prepared request)
-MAX_HEADS = 256
+#: heads kept per user before the cache starts again (a session's every turn is a new prepared request; a head is
+#: a few hundred bytes)
+MAX_HEADS = 64
 #: headers whose requests are sent by ``HTTPClient.request`` itself (a body in chunks, or sent after a 100)
 _GENERAL = ("transfer-encoding", "expect")
 
@@ -67,27 +68,28 @@ class Sender:
         # the user class's default_headers: what differs from HTTPClient's own (its User-Agent, which it adds itself)
         self._defaults = {k: v for k, v in agent.default_headers.items() if HTTPClient.DEFAULT_HEADERS.get(k) != v}
         self._routes: dict[str, tuple[HTTPClient, str]] = {}
-        # (url, id of the headers, id of the body) -> (headers, body, head before the id, head after it), or None:
-        # the request goes through HTTPClient.request. The headers and body are kept, so their ids stay theirs.
-        self._heads: dict[tuple[str, int, int], tuple[Any, bytes, bytes, bytes] | None] = {}
+        # (url, id of the headers, body length) -> (headers, head before the id, head after it), or None: the
+        # request goes through HTTPClient.request. The head depends on the body only by its Content-Length; the
+        # headers are kept so that their id stays theirs (the bodies are not: a session's turns can be large).
+        self._heads: dict[tuple[str, int, int], tuple[Any, bytes, bytes] | None] = {}
 
     def send(self, url: str, body: bytes, headers: dict[str, str], request_id: str) -> HTTPSocketPoolResponse:
         """POST ``body`` to the absolute ``url`` with ``headers`` and ``X-Request-Id: request_id``; the response
         once its status line and headers are read. Raises what the connection or the HTTP parser raised (the caller
-        books it). ``headers`` and ``body`` are a prepared request's: the head is made once per pair."""
+        books it). ``headers`` are a prepared request's: the head is made once per headers, URL and body length."""
         route = self._routes.get(url)
         if route is None:
             route = self._routes[url] = self._route(url)
-        key = (url, id(headers), id(body))
+        key = (url, id(headers), len(body))
         head = self._heads.get(key, False)
-        if head is False or (head is not None and (head[0] is not headers or head[1] is not body)):
+        if head is False or (head is not None and head[0] is not headers):
             head = self._head(route, key, body, headers)
         if head is None:
-            return route[0].request("POST", route[1], body=body, headers={**self._merged(headers), "X-Request-Id":
-                                                                           request_id})
+            return route[0].request("POST", route[1], body=body,
+                                    headers={**self._merged(headers), "X-Request-Id": request_id})
         client = route[0]
         pool = client._connection_pool
-        data = b"".join((head[2], request_id.encode("latin-1"), head[3], body))
+        data = b"".join((head[1], request_id.encode("latin-1"), head[2], body))
         sock = pool.get_socket()
         try:
             sock.sendall(data)
@@ -104,17 +106,17 @@ class Sender:
 
     def _head(
         self, route: tuple[HTTPClient, str], key: tuple[str, int, int], body: bytes, headers: dict[str, str]
-    ) -> tuple[Any, bytes, bytes, bytes] | None:
+    ) -> tuple[Any, bytes, bytes] | None:
         """Make (and keep) the head of requests with these headers and body, split where the request id goes."""
         if len(self._heads) >= MAX_HEADS:
             self._heads.clear()
         merged = {**self._merged(headers), "X-Request-Id": _MARK}
-        head: tuple[Any, bytes, bytes, bytes] | None = None
+        head: tuple[Any, bytes, bytes] | None = None
         if not any(k.lower() in _GENERAL for k in merged):
             text = route[0]._build_request("POST", route[1], body=body, headers=merged).encode("latin-1")
             before, mark, after = text.partition(_MARK.encode())
             if mark and _MARK.encode() not in after:
-                head = (headers, body, before, after)
+                head = (headers, before, after)
         self._heads[key] = head
         return head
 

@@ -242,8 +242,9 @@ def _capture_server() -> tuple[str, list[bytes], threading.Event]:
 
 def test_the_head_made_once_sends_the_bytes_httpclient_request_sends():
     """The sender makes a prepared request's head once and puts each request's id in it: byte for byte what
-    ``HTTPClient.request`` writes for the same headers and id, request after request on one connection (the id
-    changes, the rest does not). Headers that need HTTPClient's other ways of sending (``Expect``) take it."""
+    ``HTTPClient.request`` writes for the same headers and id, request after request on one connection, and for a
+    body of another length (its own Content-Length). Headers that need HTTPClient's other ways of sending
+    (``Expect``) take it."""
     from types import SimpleNamespace
 
     from geventhttpclient.client import HTTPClient, HTTPClientPool
@@ -260,13 +261,21 @@ def test_the_head_made_once_sends_the_bytes_httpclient_request_sends():
         raw = sender.send(url + "/v1/chat/completions", body, headers, rid)
         assert raw.status_code == 200 and raw.read() == STREAM
         raw.release()
+    longer = body.replace(b"hi", b"hello there")  # a session's next turn: the same headers, another length
+    raw = sender.send(url + "/v1/chat/completions", longer, headers, "3f8e3c52-0000-4000-8000-000000000003")
+    raw.read()
+    raw.release()
     client = HTTPClient.from_url(url)
-    expected = client._build_request("POST", "/v1/chat/completions", body=body,
-                                     headers={**headers, "X-Request-Id": "3f8e3c52-0000-4000-8000-000000000002"})
+
+    def expected(b: bytes, rid: str) -> bytes:
+        head = client._build_request("POST", "/v1/chat/completions", body=b, headers={**headers, "X-Request-Id": rid})
+        return head.encode("latin-1") + b
+
     done.set()
-    assert len(got) == 2 and got[1] == expected.encode("latin-1") + body
-    assert got[0] == got[1].replace(b"0000000002", b"0000000001")
-    assert len(sender._heads) == 1  # one head for both requests
+    assert got == [expected(body, "3f8e3c52-0000-4000-8000-000000000001"),
+                   expected(body, "3f8e3c52-0000-4000-8000-000000000002"),
+                   expected(longer, "3f8e3c52-0000-4000-8000-000000000003")]
+    assert len(sender._heads) == 2  # one head per body length
     with_expect = {**headers, "Expect": "100-continue"}
     sender._head(sender._routes[url + "/v1/chat/completions"], ("k", 0, 0), body, with_expect)
     assert sender._heads[("k", 0, 0)] is None  # HTTPClient.request sends it
