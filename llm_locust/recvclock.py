@@ -21,7 +21,9 @@ The same rule covers the response head: the first token may come in the read tha
 Limits, each falling back to ``perf_counter_ns()`` when ``readline`` returns, the clock of every other client:
 
 * one ``recvmsg`` that takes several segments carries the last one's stamp. A reader later than the gap between two
-  chunks stamps the first with the second's arrival: late by that gap, but never later than its own clock;
+  chunks stamps the first with the second's arrival: late by that gap, but never later than its own clock. That is a
+  saturated process, or a burst of more streams' chunks than the process reads within one ITL (a server that writes
+  a decode step's chunks at once: :mod:`llm_locust.headroom`'s figure is that peak rate);
 * TLS: the TLS layer reads the socket itself, so its reads carry no stamp (an https endpoint is timed as before);
 * outside Linux, and where the kernel refuses the option;
 * a segment the kernel did not stamp: it stamps only while a socket asks, and turns stamping back on some time
