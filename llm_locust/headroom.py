@@ -21,8 +21,9 @@ from __future__ import annotations
 #: (10-s runs of bench/measurement_error.py on one core of a 2-vCPU AMD EPYC KVM guest, issue 14's eighth pass):
 #: - "kernel", the kernel's arrival stamps (llm_locust.recvclock: plain HTTP on Linux). The limit is a burst: a
 #:   server that writes every stream's chunk at the same decode step (bench/truth_server.c) sends N chunks at once,
-#:   and the process drains them at ~35 µs each; when that takes longer than one ITL, the last reads of the burst
-#:   take two chunks and a first token gets the second's stamp (one ITL late). So the figure is the peak rate,
+#:   and the process drains them at 25-35 µs each (less, the larger the burst); when that takes longer than one
+#:   ITL, the last reads of the burst take two chunks and a first token gets the second's stamp (one ITL late). So
+#:   the figure is the peak rate,
 #:   streams / ITL: 128 streams at ITL 5 ms (25.6 k) stayed within 0.055-0.43 ms in five runs; 160 (32 k), 192
 #:   and 224 were one ITL late or more at p99 in one run of two. (Against the mock server, whose Python writes
 #:   spread a burst over milliseconds, 256 streams stayed within 0.05 ms: the seventh pass's 30 k.) 25 k keeps a

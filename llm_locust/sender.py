@@ -16,7 +16,7 @@ proxy's form) around a marker where the ``X-Request-Id`` goes; each send after t
 request's id and the body and writes them in one ``sendall`` on a connection of the same pool, then reads the
 response head as ``HTTPClient.request`` does (``HTTPSocketPoolResponse``). Per request that saves the two merges of
 the headers into case-insensitive ``Headers``, the regular expressions over each header and the string building
-(327 → 305 µs of CPU a short request costs in all, against the bare reader's 246-254; docs/performance.md,
+(CPU per short request 1.32-1.33x the bare reader's before, 1.18-1.24x after, in paired runs; docs/performance.md,
 "eighth pass"). A POST is never sent again after a failed write (RFC 9110, 9.2.2, as ``HTTPClient.request``
 does): a reset during the write still reads the answer the server may have sent before it closed. Headers that
 ask for ``Transfer-Encoding`` or ``Expect: 100-continue`` take ``HTTPClient.request`` itself.
